@@ -1,0 +1,65 @@
+# edgekit: `make demo` runs the main job, `make test` runs the suite.
+# Both create the virtual environments they need on first use and reuse them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST_STAMP := $(VENV)/.installed-host
+DEVICE_VENV := .venv-device
+DEVICE_STAMP := $(DEVICE_VENV)/.installed-device
+PI_VENV := .venv-pi214
+PI_STAMP := $(PI_VENV)/.installed-pi
+PIP_FLAGS := --disable-pip-version-check -q
+
+.PHONY: demo test lint env device-env pi-env bench-data bench-train bench-convert bench-edge clean
+
+env: $(HOST_STAMP)
+
+$(HOST_STAMP): pyproject.toml
+	@echo "setting up $(VENV) (host + dev extras; first run only)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+	@$(BIN)/pip install $(PIP_FLAGS) -e '.[host,dev]'
+	@touch $@
+
+# The car's environment: the device extra alone, no TensorFlow.
+device-env: $(DEVICE_STAMP)
+$(DEVICE_STAMP): pyproject.toml
+	@echo "setting up $(DEVICE_VENV) (device extra only)"
+	@test -x $(DEVICE_VENV)/bin/python || $(PYTHON) -m venv $(DEVICE_VENV)
+	@$(DEVICE_VENV)/bin/pip install $(PIP_FLAGS) -e '.[device]'
+	@touch $@
+
+# An environment like Raspberry Pi OS Bookworm's usual one: tflite-runtime 2.14, numpy<2.
+pi-env: $(PI_STAMP)
+$(PI_STAMP):
+	@echo "setting up $(PI_VENV) (tflite-runtime 2.14 + numpy<2)"
+	@test -x $(PI_VENV)/bin/python || $(PYTHON) -m venv $(PI_VENV)
+	@$(PI_VENV)/bin/pip install $(PIP_FLAGS) 'tflite-runtime==2.14.0' 'numpy<2'
+	@touch $@
+
+demo: $(HOST_STAMP)
+	@$(BIN)/edgekit demo
+
+test: $(HOST_STAMP) $(DEVICE_STAMP)
+	@-$(MAKE) --no-print-directory pi-env || echo "warning: could not build $(PI_VENV); runtime-compatibility tests will skip"
+	@$(BIN)/ruff check edge train convert tests
+	@$(BIN)/pytest -n 2 --timeout 600 -q
+
+lint: $(HOST_STAMP)
+	@$(BIN)/ruff check edge train convert tests
+
+bench-data: $(HOST_STAMP)
+	@$(BIN)/python -m train.bench.data
+
+bench-train: $(HOST_STAMP)
+	@$(BIN)/python -m train.bench.training $(ARGS)
+
+bench-convert: $(HOST_STAMP)
+	@$(BIN)/python -m convert.bench $(ARGS)
+
+bench-edge: $(HOST_STAMP)
+	@$(BIN)/python -m edge.bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(DEVICE_VENV) $(PI_VENV) .pytest_cache

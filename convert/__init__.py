@@ -1,0 +1,1 @@
+"""edgekit's converter: Keras -> checked TFLite -> verified bundle."""

@@ -1,0 +1,113 @@
+"""The `edgekit` command: one console script, one subcommand per module.
+
+Each package named in the `edgekit.commands` entry-point group (edge, convert,
+train) contributes every module of its `commands` folder. A command module
+defines:
+
+    NAME = "split"                 # the subcommand
+    HELP = "one line for --help"
+    NEEDS = ("tensorflow",)        # modules that must be importable (host extra)
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def run(args: argparse.Namespace) -> int: ...
+
+Command modules import heavy libraries inside `run`, never at module level, so
+that `edgekit --help` and every car command work with the device extra alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import pkgutil
+import sys
+import traceback
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from edge import __version__
+from edge.errors import MissingExtraError, UserError
+
+ENTRY_POINT_GROUP = "edgekit.commands"
+_FALLBACK_PACKAGES = ("edge.commands", "convert.commands", "train.commands")
+
+
+def _command_packages() -> list[str]:
+    names = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    return names or list(_FALLBACK_PACKAGES)
+
+
+def discover_commands() -> dict[str, ModuleType]:
+    """Import every command module (cheap: they import heavy libraries lazily)."""
+    commands: dict[str, ModuleType] = {}
+    for package_name in _command_packages():
+        try:
+            package = importlib.import_module(package_name)
+        except ImportError:
+            continue
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"{package_name}.{info.name}")
+            name = getattr(module, "NAME", None)
+            if name:
+                commands[name] = module
+    return dict(sorted(commands.items()))
+
+
+def build_parser(commands: dict[str, ModuleType]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgekit",
+        description="Train a camera CNN, run it quantized on the car, learn from the field.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show details and tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in commands.items():
+        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        command_parser.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+            help="show details and tracebacks",
+        )
+        module.add_arguments(command_parser)
+    return parser
+
+
+def _check_needs(name: str, module: ModuleType) -> None:
+    for needed in getattr(module, "NEEDS", ()):
+        if importlib.util.find_spec(needed) is None:
+            raise MissingExtraError(name, needed, getattr(module, "EXTRA", "host"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    commands = discover_commands()
+    parser = build_parser(commands)
+    args = parser.parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s" if not verbose else "%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.command:
+        parser.print_help()
+        return 2
+    module = commands[args.command]
+    try:
+        _check_needs(args.command, module)
+        return int(module.run(args) or 0)
+    except UserError as error:
+        if verbose:
+            traceback.print_exc()
+        print(f"edgekit {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"edgekit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CIFAR_ZIP = SHARED / "datasets" / "cifar10-jpg.zip"
+DEVICE_PYTHON = ROOT / ".venv-device" / "bin" / "python"
+PI_PYTHON = ROOT / ".venv-pi214" / "bin" / "python"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run_edgekit(*args: str, python: str | Path = sys.executable, check: bool = False,
+                timeout: float = 300, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would, in a subprocess."""
+    result = subprocess.run(
+        [str(python), "-m", "edge.cli", *args], capture_output=True, text=True,
+        timeout=timeout, cwd=cwd or ROOT, env={**os.environ, **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"edgekit {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def cli():
+    return run_edgekit
+
+
+def needs_cifar() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not CIFAR_ZIP.exists(), reason=f"CIFAR-10 archive not found at {CIFAR_ZIP}")

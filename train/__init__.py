@@ -1,0 +1,1 @@
+"""edgekit's host side: datasets, splits, models, training, retraining, registry."""
