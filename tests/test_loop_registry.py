@@ -1,0 +1,152 @@
+"""The model registry: versions kept, atomic production pointer, rollback, CLI without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.errors import UserError
+from tests.conftest import ROOT, run_edgekit
+from train.registry import Registry, RegistryError
+
+
+def make_bundle(folder: Path, version: str = "x", labels=("green", "red")) -> Path:
+    """A bundle-shaped folder (the registry only copies bundles; verification is tested elsewhere)."""
+    folder.mkdir(parents=True)
+    (folder / "model.tflite").write_bytes(b"TFL3" + version.encode())
+    (folder / "manifest.json").write_text(json.dumps({"name": "signals", "version": version, "labels": list(labels)}))
+    return folder
+
+
+def test_register_promote_rollback(tmp_path):
+    reg = Registry(tmp_path / "models")
+    keras = tmp_path / "model.keras"
+    keras.write_bytes(b"k")
+    v1 = reg.register("signals", make_bundle(tmp_path / "b1", "a"), keras_model=keras,
+                      metrics={"val_accuracy": 0.8}, lineage={"dataset_sha256": "abc"})
+    assert v1.version == "v0001" and v1.parent is None
+    assert (v1.bundle_path / "model.tflite").read_bytes() == b"TFL3a"
+    assert v1.keras_path.read_bytes() == b"k"
+    assert v1.lineage["dataset_sha256"] == "abc" and v1.metrics == {"val_accuracy": 0.8}
+    assert reg.production("signals") is None
+
+    reg.promote("signals", "v0001")
+    v2 = reg.register("signals", make_bundle(tmp_path / "b2", "b"))
+    assert v2.version == "v0002" and v2.parent == "v0001"  # parent defaults to production
+    reg.promote("signals", "v0002")
+    v3 = reg.register("signals", make_bundle(tmp_path / "b3", "c"))
+    reg.promote("signals", v3.version)
+    assert reg.production("signals").version == "v0003"
+
+    assert reg.rollback("signals").version == "v0002"
+    assert reg.rollback("signals").version == "v0001"
+    with pytest.raises(RegistryError, match="no version was in production before v0001"):
+        reg.rollback("signals")
+    assert reg.rollback("signals", to="v0003").version == "v0003"
+    assert [v.version for v in reg.versions("signals")] == ["v0001", "v0002", "v0003"]  # all kept
+    assert [r["action"] for r in reg.history("signals")] == ["promote"] * 3 + ["rollback"] * 3
+
+
+def test_bad_requests_are_user_errors(tmp_path):
+    reg = Registry(tmp_path / "models")
+    with pytest.raises(UserError, match="not a bundle directory"):
+        reg.register("signals", tmp_path)
+    reg.register("signals", make_bundle(tmp_path / "b1"))
+    with pytest.raises(UserError, match="no version v0009"):
+        reg.get("signals", "v0009")
+    with pytest.raises(UserError, match="not a version"):
+        reg.promote("signals", "banana")
+    with pytest.raises(UserError, match="not a usable model name"):
+        reg.register("../evil", make_bundle(tmp_path / "b2"))
+    reg.register("other", make_bundle(tmp_path / "b3"))
+    with pytest.raises(UserError, match="several models"):
+        reg.default_name(None)
+
+
+def test_crashed_register_leaves_no_version_and_next_one_is_numbered_right(tmp_path, monkeypatch):
+    reg = Registry(tmp_path / "models")
+    reg.register("signals", make_bundle(tmp_path / "b1"))
+
+    def boom(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("train.registry.write_json_atomic", boom)
+    with pytest.raises(OSError):
+        reg.register("signals", make_bundle(tmp_path / "b2"))
+    monkeypatch.undo()
+    assert [v.version for v in reg.versions("signals")] == ["v0001"]
+    assert not [p for p in (tmp_path / "models" / "signals").iterdir() if p.name.startswith(".")]
+    assert reg.register("signals", make_bundle(tmp_path / "b3")).version == "v0002"
+
+
+def test_concurrent_claims_never_share_a_number(tmp_path):
+    reg = Registry(tmp_path / "models")
+    reg.register("signals", make_bundle(tmp_path / "b1"))
+    # Another writer took v0002 after we computed "latest": the claim must skip to v0003.
+    (tmp_path / "models" / "signals" / "v0002").mkdir()
+    (tmp_path / "models" / "signals" / "v0002" / "lineage.json").write_text("{}")
+    staging = tmp_path / "models" / "signals" / ".incoming-x"
+    staging.mkdir()
+    (staging / "f").write_text("x")
+    folder = tmp_path / "models" / "signals"
+    reg.latest = lambda name: reg.get(name, "v0001")  # a stale view of the folder
+    assert reg._claim(folder, staging) == "v0003"
+
+
+def test_production_pointer_is_replaced_atomically(tmp_path, monkeypatch):
+    reg = Registry(tmp_path / "models")
+    reg.register("signals", make_bundle(tmp_path / "b1"))
+    reg.register("signals", make_bundle(tmp_path / "b2"))
+    reg.promote("signals", "v0001")
+    real_replace = os.replace
+
+    def crash(src, dst):
+        raise KeyboardInterrupt  # killed between writing the temp file and the rename
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        reg.promote("signals", "v0002")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert reg.production("signals").version == "v0001"
+    assert sorted(p.name for p in (tmp_path / "models" / "signals").iterdir()) == [
+        "history.jsonl", "production", "v0001", "v0002"]
+
+
+def test_cli_list_show_promote_rollback_without_tensorflow(tmp_path):
+    models = tmp_path / "models"
+    run_dir = tmp_path / "runs" / "a"
+    run_dir.mkdir(parents=True)
+    (run_dir / "model.keras").write_bytes(b"k")
+    (run_dir / "run.json").write_text(json.dumps({"dataset": "synthetic", "dataset_sha256": "d1",
+                                                  "split_file": "s.json", "split_sha256": "s1"}))
+    (run_dir / "summary.json").write_text(json.dumps({"max_val_accuracy": 0.9}))
+    (run_dir / "spec.json").write_text(json.dumps({"conv": [8]}))
+    bundle = make_bundle(tmp_path / "b1")
+    out = run_edgekit("models", "--registry", str(models), "register", str(bundle), "--name", "signals",
+                      "--run", str(run_dir), "--promote", check=True)
+    assert "registered v0001" in out.stdout
+    run_edgekit("models", "--registry", str(models), "register", str(make_bundle(tmp_path / "b2")),
+                "--name", "signals", check=True)
+    listing = run_edgekit("models", "--registry", str(models), "list", check=True).stdout
+    assert "* v0001" in listing and "  v0002" in listing
+    shown = json.loads(run_edgekit("models", "--registry", str(models), "show", "v0001", "--json",
+                                   check=True).stdout)
+    assert shown["lineage"]["dataset_sha256"] == "d1" and shown["lineage"]["spec"] == {"conv": [8]}
+    assert shown["metrics"]["max_val_accuracy"] == 0.9 and shown["keras_model"].endswith("model.keras")
+    assert shown["production"] and shown["labels"] == ["green", "red"]
+    run_edgekit("models", "--registry", str(models), "promote", "v0002", check=True)
+    back = run_edgekit("models", "--registry", str(models), "rollback", check=True)
+    assert "production is now v0001" in back.stdout
+    bad = run_edgekit("models", "--registry", str(models), "promote", "v0042")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "no version v0042" in bad.stderr
+
+    # listing never imports TensorFlow
+    code = (f"import sys; from edge.cli import main; main(['models', '--registry', {str(models)!r}, 'list']);"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr

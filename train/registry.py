@@ -1,0 +1,385 @@
+"""The model registry: every version kept, one named production version per model.
+
+Layout (plain files, no TensorFlow needed to read it)::
+
+    models/<name>/v0001/bundle/        the flashable bundle (copied in)
+    models/<name>/v0001/model.keras    the Keras model it was converted from (optional)
+    models/<name>/v0001/metrics.json   accuracy figures, gate decisions...
+    models/<name>/v0001/lineage.json   parent version, dataset and split hashes, spec, run folder
+    models/<name>/production           one line: the production version ("v0001")
+    models/<name>/history.jsonl        one JSON line per promote / rollback
+
+Every write goes to a temporary name first and is renamed into place, so a crash
+leaves either the old state or the new one, never half of a version.
+
+Example:
+    >>> reg = Registry("models")
+    >>> entry = reg.register("signals", Path("runs/a/bundle"), keras_model=Path("runs/a/model.keras"))
+    >>> reg.promote("signals", entry.version)
+    >>> reg.production("signals").version
+    'v0001'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.errors import UserError
+
+DEFAULT_ROOT = Path("models")
+VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+PRODUCTION_FILE = "production"
+HISTORY_FILE = "history.jsonl"
+
+
+class RegistryError(UserError):
+    """A registry request that cannot be met (unknown model or version, bad name...)."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version, as read from disk."""
+
+    name: str
+    version: str
+    path: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def number(self) -> int:
+        return version_number(self.version)
+
+    @property
+    def bundle_path(self) -> Path:
+        return self.path / "bundle"
+
+    @property
+    def keras_path(self) -> Path | None:
+        path = self.path / "model.keras"
+        return path if path.exists() else None
+
+    @property
+    def parent(self) -> str | None:
+        return self.lineage.get("parent")
+
+    def manifest(self) -> dict[str, Any]:
+        """The bundle's manifest.json as a dict ({} if unreadable)."""
+        return _read_json(self.bundle_path / "manifest.json", default={})
+
+
+def version_number(version: str) -> int:
+    """'v0012' -> 12; raises RegistryError for anything else."""
+    match = VERSION_PATTERN.match(version)
+    if not match:
+        raise RegistryError(f"{version!r} is not a version: versions look like v0001")
+    return int(match.group(1))
+
+
+def format_version(number: int) -> str:
+    return f"v{number:04d}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to `path` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return default
+    except (OSError, json.JSONDecodeError) as error:
+        raise RegistryError(f"{path} is not readable JSON ({error}); restore it or remove the version") from error
+
+
+def _append_line(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _copy_tree_synced(source: Path, destination: Path) -> None:
+    shutil.copytree(source, destination)
+    for file in destination.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+class Registry:
+    """The models/ folder.
+
+    Args:
+        root: the registry folder (default ./models, or $EDGEKIT_MODELS).
+    """
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root or os.environ.get("EDGEKIT_MODELS") or DEFAULT_ROOT)
+
+    # -- reading -------------------------------------------------------------
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def default_name(self, name: str | None = None) -> str:
+        """`name` if given, else the only model in the registry."""
+        if name:
+            _check_name(name)
+            return name
+        names = self.names()
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise RegistryError(f"the registry {self.root} holds no models yet: register one first")
+        raise RegistryError(f"the registry {self.root} holds several models ({', '.join(names)}): pick one with --name")
+
+    def model_dir(self, name: str) -> Path:
+        _check_name(name)
+        return self.root / name
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        folder = self.model_dir(name)
+        if not folder.is_dir():
+            return []
+        found = [p for p in folder.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name)]
+        return [self._load(name, p) for p in sorted(found, key=lambda p: version_number(p.name))]
+
+    def get(self, name: str, version: str) -> ModelVersion:
+        if version in ("production", "latest"):
+            entry = self.production(name) if version == "production" else self.latest(name)
+            if entry is None:
+                raise RegistryError(f"model {name!r} has no {version} version in {self.root}")
+            return entry
+        version_number(version)
+        path = self.model_dir(name) / version
+        if not path.is_dir():
+            known = ", ".join(v.version for v in self.versions(name)) or "none"
+            raise RegistryError(f"model {name!r} has no version {version} in {self.root} (known: {known})")
+        return self._load(name, path)
+
+    def latest(self, name: str) -> ModelVersion | None:
+        versions = self.versions(name)
+        return versions[-1] if versions else None
+
+    def production(self, name: str) -> ModelVersion | None:
+        pointer = self.model_dir(name) / PRODUCTION_FILE
+        try:
+            version = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return self.get(name, version)
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        path = self.model_dir(name) / HISTORY_FILE
+        if not path.exists():
+            return []
+        records = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn last line after a crash: ignore it
+        return records
+
+    def resolve(self, ref: str) -> ModelVersion:
+        """'v0003', 'production', 'latest', 'NAME:v0003' or 'NAME' (its production)."""
+        name, _, version = ref.partition(":")
+        if not version:
+            if VERSION_PATTERN.match(name) or name in ("production", "latest"):
+                return self.get(self.default_name(None), name)
+            return self.get(self.default_name(name), "production")
+        return self.get(self.default_name(name), version)
+
+    def _load(self, name: str, path: Path) -> ModelVersion:
+        return ModelVersion(
+            name=name,
+            version=path.name,
+            path=path,
+            metrics=_read_json(path / "metrics.json", default={}),
+            lineage=_read_json(path / "lineage.json", default={}),
+        )
+
+    # -- writing -------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        bundle: Path,
+        keras_model: Path | None = None,
+        metrics: dict[str, Any] | None = None,
+        lineage: dict[str, Any] | None = None,
+        parent: str | None = None,
+    ) -> ModelVersion:
+        """Copy a bundle (and its Keras model) in as the next version.
+
+        Args:
+            name: model name (folder under the registry root).
+            bundle: a bundle directory (with manifest.json).
+            keras_model: the .keras file the bundle was converted from.
+            metrics: figures to keep with the version.
+            lineage: dataset/split hashes, spec, run folder... (`parent` is added).
+            parent: the version this one was fine-tuned from; default: production.
+        """
+        bundle = Path(bundle)
+        if not (bundle / "manifest.json").is_file():
+            raise RegistryError(f"{bundle} is not a bundle directory (no manifest.json): convert a model first")
+        if keras_model is not None and not Path(keras_model).is_file():
+            raise RegistryError(f"Keras model {keras_model} does not exist")
+        folder = self.model_dir(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        if parent is None:
+            current = self.production(name)
+            parent = current.version if current else None
+        elif parent:
+            self.get(name, parent)
+        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder))
+        try:
+            _copy_tree_synced(bundle, staging / "bundle")
+            if keras_model is not None:
+                shutil.copy2(keras_model, staging / "model.keras")
+            record = dict(lineage or {})
+            record.update(
+                parent=parent or None,
+                registered_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                source_bundle=str(bundle.resolve()),
+                bundle_manifest_sha256=sha256_file(bundle / "manifest.json"),
+            )
+            if keras_model is not None:
+                record["keras_sha256"] = sha256_file(staging / "model.keras")
+            write_json_atomic(staging / "lineage.json", record)
+            write_json_atomic(staging / "metrics.json", dict(metrics or {}))
+            version = self._claim(folder, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return self.get(name, version)
+
+    def _claim(self, folder: Path, staging: Path) -> str:
+        """Rename the staging folder to the next free vNNNN (safe if two writers race)."""
+        latest = self.latest(folder.name)
+        number = (latest.number if latest else 0) + 1
+        while True:
+            target = folder / format_version(number)
+            try:
+                os.rename(staging, target)  # fails if target exists and is not empty
+            except OSError:
+                if target.exists():
+                    number += 1
+                    continue
+                raise
+            _fsync_dir(folder)
+            return target.name
+
+    def update_metrics(self, name: str, version: str, extra: dict[str, Any]) -> ModelVersion:
+        """Merge figures into a version's metrics.json (atomically)."""
+        entry = self.get(name, version)
+        merged = {**entry.metrics, **extra}
+        write_json_atomic(entry.path / "metrics.json", merged)
+        return self.get(name, version)
+
+    def promote(self, name: str, version: str, reason: str = "") -> ModelVersion:
+        """Make `version` the production version (atomic rename of the pointer file)."""
+        entry = self.get(name, version)
+        previous = self.production(name)
+        self._set_production(name, entry.version)
+        self._log(name, "promote", entry.version, previous.version if previous else None, reason)
+        return entry
+
+    def rollback(self, name: str, to: str | None = None, reason: str = "") -> ModelVersion:
+        """Production goes back to the version it replaced (or to `to`)."""
+        current = self.production(name)
+        if current is None:
+            raise RegistryError(f"model {name!r} has no production version to roll back from")
+        if to:
+            target = self.get(name, to).version
+        else:
+            target = None
+            for record in reversed(self.history(name)):
+                if record.get("action") == "promote" and record.get("version") == current.version:
+                    target = record.get("previous")
+                    break
+            if not target:
+                raise RegistryError(
+                    f"no version was in production before {current.version} of {name!r}: "
+                    "name one with --to"
+                )
+        entry = self.get(name, target)
+        self._set_production(name, entry.version)
+        self._log(name, "rollback", entry.version, current.version, reason)
+        return entry
+
+    def _set_production(self, name: str, version: str) -> None:
+        write_atomic(self.model_dir(name) / PRODUCTION_FILE, version + "\n")
+
+    def _log(self, name: str, action: str, version: str, previous: str | None, reason: str) -> None:
+        _append_line(
+            self.model_dir(name) / HISTORY_FILE,
+            {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "action": action,
+                "version": version,
+                "previous": previous,
+                "reason": reason,
+            },
+        )
+
+    def iter_all(self) -> Iterator[ModelVersion]:
+        for name in self.names():
+            yield from self.versions(name)
+
+
+def _check_name(name: str) -> None:
+    if not NAME_PATTERN.match(name) or VERSION_PATTERN.match(name) or name in ("production", "latest"):
+        raise RegistryError(
+            f"{name!r} is not a usable model name: use letters, digits, '.', '_' or '-' (not a version)"
+        )
