@@ -1,0 +1,78 @@
+"""ModelSpec -> Keras model: Rescaling(1/255) first, Dense(num_classes) + softmax last."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from train.models.spec import ModelSpec
+
+# Keras class-style names, numbered per type from 1 like the chapter's summaries (conv2d_1, ...).
+_BASE_NAMES = {"conv": "conv2d", "sepconv": "separable_conv2d", "maxpool": "max_pooling2d",
+               "avgpool": "average_pooling2d", "flatten": "flatten", "gap": "global_average_pooling2d",
+               "dense": "dense", "dropout": "dropout", "batchnorm": "batch_normalization",
+               "activation": "activation"}
+
+
+def build_model(spec: ModelSpec, num_classes: int = 10) -> Any:
+    """A Keras model for raw uint8 images of spec.input_shape.
+
+    Example:
+        >>> from train.models import load_spec
+        >>> build_model(load_spec("baseline")).count_params()
+        463850
+    """
+    import keras
+    from keras import layers
+
+    counts: Counter[str] = Counter()
+
+    def name(kind: str, given: str | None = None) -> str:
+        counts[kind] += 1
+        return given or f"{_BASE_NAMES[kind]}_{counts[kind]}"
+
+    inputs = keras.Input(shape=spec.input_shape, name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescaling")(inputs)
+    for layer in spec.layers:
+        kind = layer["type"]
+        given = layer.get("name")
+        if kind == "conv":
+            bn = layer["batchnorm"]
+            common = dict(kernel_size=layer["kernel"], strides=layer["strides"], padding=layer["padding"],
+                          use_bias=not bn, activation=None if bn else layer["activation"])
+            if layer["separable"]:
+                x = layers.SeparableConv2D(layer["filters"], name=name("sepconv", given), **common)(x)
+            else:
+                x = layers.Conv2D(layer["filters"], name=name("conv", given), **common)(x)
+            if bn:
+                x = layers.BatchNormalization(name=name("batchnorm"))(x)
+                x = layers.Activation(layer["activation"], name=name("activation"))(x)
+        elif kind in ("maxpool", "avgpool"):
+            pool_cls = layers.MaxPooling2D if kind == "maxpool" else layers.AveragePooling2D
+            x = pool_cls(layer["pool"], strides=layer["strides"], padding=layer["padding"],
+                         name=name(kind, given))(x)
+        elif kind == "flatten":
+            x = layers.Flatten(name=name(kind, given))(x)
+        elif kind == "gap":
+            x = layers.GlobalAveragePooling2D(name=name(kind, given))(x)
+        elif kind == "dense":
+            bn = layer["batchnorm"]
+            x = layers.Dense(layer["units"], use_bias=not bn, activation=None if bn else layer["activation"],
+                             name=name(kind, given))(x)
+            if bn:
+                x = layers.BatchNormalization(name=name("batchnorm"))(x)
+                x = layers.Activation(layer["activation"], name=name("activation"))(x)
+        elif kind == "dropout":
+            x = layers.Dropout(float(layer["rate"]), name=name(kind, given))(x)
+        elif kind == "batchnorm":
+            x = layers.BatchNormalization(name=name(kind, given))(x)
+        elif kind == "activation":
+            x = layers.Activation(layer["activation"], name=name(kind, given))(x)
+    x = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Activation("softmax", name="softmax")(x)
+    return keras.Model(inputs, outputs, name=spec.name.replace(" ", "_"))
+
+
+def count_params(spec: ModelSpec, num_classes: int = 10) -> int:
+    """Total parameters of the built model."""
+    return int(build_model(spec, num_classes).count_params())
