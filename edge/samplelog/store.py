@@ -1,0 +1,422 @@
+"""The sample store: image files plus an SQLite index that survive power cuts.
+
+Layout of a store folder:
+
+    samples.db                      SQLite (WAL): table `samples` (one row per
+                                    image) and table `sessions` (one per run)
+    images/<session>/<file>.jpg     the samples, metadata embedded (imagefile.py)
+    lock                            held by the one process that writes
+
+A sample is written as: image to `<name>.tmp`, fsync, rename, fsync the
+folder, then the row is inserted in a transaction. A crash therefore leaves at
+worst a `.tmp` (deleted at start) or a finished image without a row (indexed
+again at start from its embedded metadata): nothing stored is ever damaged.
+
+Example:
+    >>> store = SampleStore(path, create=True)
+    >>> for row in store.rows(): print(row["file"], row["label"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import UserError
+from edge.samplelog.imagefile import decode_image, read_metadata
+
+DB_NAME = "samples.db"
+IMAGES = "images"
+STORE_FORMAT = 1
+
+# Eviction: lower goes first. A new sample may only evict samples of its own priority or lower.
+PRIORITY = {"random": 0, "low_confidence": 1, "disagreement": 1, "manual": 2}
+
+# Columns that travel with a sample (also embedded in its image file).
+META_COLUMNS = {
+    "session_id": "TEXT NOT NULL",
+    "frame_index": "INTEGER NOT NULL",
+    "capture_time": "REAL NOT NULL",
+    "logged_time": "REAL",
+    "reasons": "TEXT NOT NULL",
+    "priority": "INTEGER NOT NULL",
+    "model_version": "TEXT",
+    "label": "TEXT",
+    "confidence": "REAL",
+    "probabilities": "TEXT",
+    "labels": "TEXT",
+    "shadow_version": "TEXT",
+    "shadow_label": "TEXT",
+    "shadow_confidence": "REAL",
+    "roi": "TEXT",
+    "roi_only": "INTEGER",
+    "frame_width": "INTEGER",
+    "frame_height": "INTEGER",
+    "truth": "TEXT",
+    "origin": "TEXT",
+}
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY,
+    file TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    {", ".join(f"{name} {kind}" for name, kind in META_COLUMNS.items())}
+);
+CREATE INDEX IF NOT EXISTS samples_sha ON samples (sha256);
+CREATE INDEX IF NOT EXISTS samples_evict ON samples (priority, capture_time);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    started REAL,
+    model_version TEXT,
+    labels TEXT,
+    training_distribution TEXT,
+    predictions TEXT,
+    frames INTEGER
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either nothing or the whole file."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+@dataclass
+class ReconcileReport:
+    """What reconciliation found and did at start."""
+
+    rows: int = 0
+    files: int = 0
+    temp_removed: int = 0
+    rows_missing_file: int = 0
+    reindexed: int = 0
+    orphans_removed: int = 0
+    removed_files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+
+
+class SampleStore:
+    """One sample store folder.
+
+    Args:
+        root: the store folder.
+        create: create the folder and database if missing (else a missing store is a UserError).
+        readonly: open for reading only (no lock, no reconcile; safe while a runtime writes).
+        lock: take the writer lock (one writing process per store).
+    """
+
+    def __init__(self, root: Path | str, create: bool = False, readonly: bool = False,
+                 lock: bool = False) -> None:
+        self.root = Path(root)
+        self.readonly = readonly
+        self._lock_handle = None
+        db_path = self.root / DB_NAME
+        if not db_path.exists():
+            if not create or readonly:
+                raise UserError(f"{self.root} is not a sample store (no {DB_NAME}): check the path")
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / IMAGES).mkdir(exist_ok=True)
+        if lock:
+            self._take_lock()
+        try:
+            if readonly:
+                self.db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
+            else:
+                self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL: WAL keeps the database consistent on power loss; the last commits may
+                # roll back, but their images are already fsynced with embedded metadata, so
+                # reconcile() indexes them again. One fsync per sample saved on the SD card.
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.executescript(_SCHEMA)
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(STORE_FORMAT),))
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("SELECT count(*) FROM samples").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise UserError(f"{db_path} is not a readable sample index ({error}): "
+                            f"check the path, or run `edgekit samples check`") from error
+        self.total_bytes = int(self.db.execute("SELECT coalesce(sum(bytes), 0) FROM samples").fetchone()[0])
+
+    def _take_lock(self) -> None:
+        handle = open(self.root / "lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            handle.close()
+            raise UserError(f"another process is writing to the sample store {self.root}: "
+                            f"stop it or log to another --log-dir") from error
+        self._lock_handle = handle
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> SampleStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def add(self, data: bytes, meta: dict[str, Any], name: str) -> int:
+        """Store one encoded sample (image bytes with embedded metadata) under images/<session>/<name>.
+
+        Returns the new row id. Raises OSError / sqlite3.Error on a full or read-only disk,
+        after which nothing stored is damaged.
+        """
+        folder = self.root / IMAGES / meta["session_id"]
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            fsync_dir(folder.parent)
+        path = folder / name
+        copy = 1
+        while path.exists():  # never overwrite a stored sample
+            path = folder / f"{Path(name).stem}-{copy}{Path(name).suffix}"
+            copy += 1
+        atomic_write(path, data)
+        try:
+            return self._insert(path.relative_to(self.root).as_posix(), data, meta)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                path.unlink()  # if this fails too, reconcile() indexes it again at start
+            raise
+
+    def _insert(self, relative: str, data: bytes, meta: dict[str, Any]) -> int:
+        row = {name: _column_value(meta.get(name)) for name in META_COLUMNS}
+        row.update(file=relative, sha256=sha256_bytes(data), bytes=len(data))
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self._transaction():
+            cursor = self.db.execute(f"INSERT INTO samples ({names}) VALUES ({marks})", tuple(row.values()))
+        self.total_bytes += len(data)
+        return int(cursor.lastrowid)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def save_session(self, session_id: str, **values: Any) -> None:
+        """Insert or update the row of one session (started, model_version, predictions...)."""
+        values = {k: _column_value(v) for k, v in values.items()}
+        with self._transaction():
+            self.db.execute("INSERT OR IGNORE INTO sessions (session_id) VALUES (?)", (session_id,))
+            if values:
+                sets = ", ".join(f"{k} = ?" for k in values)
+                self.db.execute(f"UPDATE sessions SET {sets} WHERE session_id = ?", (*values.values(), session_id))
+
+    def free_bytes(self) -> int:
+        stat = os.statvfs(self.root)
+        return stat.f_bavail * stat.f_frsize
+
+    def make_room(self, incoming: int, priority: int, max_bytes: int | None, min_free: int | None) -> list[int]:
+        """Evict samples (lowest priority, oldest first, never above `priority`) until
+        `incoming` more bytes fit under `max_bytes` and above `min_free` free bytes.
+
+        Returns the evicted row ids; raises StoreFull when not enough can be evicted.
+        """
+        evicted: list[int] = []
+        while True:
+            over = 0
+            if max_bytes is not None:
+                over = max(over, self.total_bytes + incoming - max_bytes)
+            if min_free is not None:
+                over = max(over, min_free + incoming - self.free_bytes())
+            if over <= 0:
+                return evicted
+            victims = self.db.execute(
+                "SELECT id, file, bytes FROM samples WHERE priority <= ? "
+                "ORDER BY priority, capture_time, id LIMIT 32", (priority,)).fetchall()
+            if not victims:
+                raise StoreFull(over)
+            chosen, freed = [], 0
+            for victim in victims:
+                chosen.append(victim)
+                freed += victim["bytes"]
+                if freed >= over:
+                    break
+            self.delete([v["id"] for v in chosen])
+            evicted.extend(v["id"] for v in chosen)
+
+    def delete(self, ids: list[int]) -> None:
+        """Delete rows, then their files (a crash in between leaves files that get re-indexed)."""
+        marks = ",".join("?" for _ in ids)
+        rows = self.db.execute(f"SELECT file, bytes FROM samples WHERE id IN ({marks})", ids).fetchall()
+        with self._transaction():
+            self.db.execute(f"DELETE FROM samples WHERE id IN ({marks})", ids)
+        for row in rows:
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / row["file"]).unlink()
+            self.total_bytes -= row["bytes"]
+
+    # --- reading -------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM samples").fetchone()[0])
+
+    def rows(self, where: str = "", params: tuple = (), order: str = "id", limit: int | None = None,
+             ) -> Iterator[dict[str, Any]]:
+        """Rows as dicts (probabilities, labels and roi decoded from JSON).
+
+        Example: `store.rows("label = ?", ("red",), limit=10)`.
+        """
+        sql = "SELECT * FROM samples" + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        for row in self.db.execute(sql, params):
+            yield decode_row(row)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return [decode_row(row) for row in self.db.execute("SELECT * FROM sessions ORDER BY started")]
+
+    def path_of(self, row: dict[str, Any]) -> Path:
+        return self.root / row["file"]
+
+    def read_image(self, row: dict[str, Any]) -> np.ndarray:
+        """The sample's image as RGB uint8."""
+        return decode_image(self.path_of(row).read_bytes())
+
+    def check(self) -> dict[str, Any]:
+        """Integrity of the index and of every file (exists, SHA-256 matches)."""
+        integrity = self.db.execute("PRAGMA integrity_check").fetchone()[0]
+        missing, corrupt = [], []
+        for row in self.db.execute("SELECT file, sha256 FROM samples"):
+            path = self.root / row["file"]
+            if not path.exists():
+                missing.append(row["file"])
+            elif sha256_bytes(path.read_bytes()) != row["sha256"]:
+                corrupt.append(row["file"])
+        return {"integrity": integrity, "rows": self.count(), "missing": missing, "corrupt": corrupt,
+                "ok": integrity == "ok" and not missing and not corrupt}
+
+    # --- start-up reconciliation -------------------------------------------------------------
+
+    def reconcile(self, force: bool = False) -> ReconcileReport:
+        """Make index and files agree after a crash.
+
+        Temp files are deleted; rows whose file is missing are deleted; files without a row are
+        indexed again from their embedded metadata, or deleted when they have none. Refuses
+        (UserError, nothing touched) when that would remove more than half the store, unless
+        `force`.
+        """
+        report = ReconcileReport()
+        images = self.root / IMAGES
+        rows = {row[0]: row[1] for row in self.db.execute("SELECT file, id FROM samples")}
+        files: set[str] = set()
+        temps: list[Path] = []
+        for path in images.rglob("*") if images.is_dir() else ():
+            if path.name.endswith(".tmp"):
+                temps.append(path)
+            elif path.is_file():
+                files.add(path.relative_to(self.root).as_posix())
+        report.rows, report.files = len(rows), len(files)
+        missing = [rows[name] for name in rows if name not in files]
+        orphans = sorted(files - rows.keys())
+        readable: list[tuple[str, bytes, dict[str, Any]]] = []
+        unreadable: list[str] = []
+        for name in orphans:
+            data = (self.root / name).read_bytes()
+            meta = read_metadata(data)
+            if meta and meta.get("session_id"):
+                readable.append((name, data, meta))
+            else:
+                unreadable.append(name)
+        removals = len(missing) + len(unreadable)
+        total = len(rows.keys() | files)
+        if removals and removals * 2 > total and not force:
+            raise UserError(
+                f"the sample store {self.root} looks damaged or misplaced: reconciling would remove "
+                f"{removals} of {total} samples ({len(missing)} rows without image, {len(unreadable)} "
+                f"images without metadata). Nothing was deleted. Check the path; if this is really "
+                f"intended run `edgekit samples check {self.root} --repair --force`")
+        for path in temps:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        report.temp_removed = len(temps)
+        if missing:
+            marks = ",".join("?" for _ in missing)
+            with self._transaction():
+                self.db.execute(f"DELETE FROM samples WHERE id IN ({marks})", missing)
+        report.rows_missing_file = len(missing)
+        for name, data, meta in readable:
+            self._insert(name, data, meta)
+        report.reindexed = len(readable)
+        for name in unreadable:
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / name).unlink()
+        report.orphans_removed = len(unreadable)
+        report.removed_files = unreadable
+        self.total_bytes = int(self.db.execute("SELECT coalesce(sum(bytes), 0) FROM samples").fetchone()[0])
+        return report
+
+
+class StoreFull(Exception):
+    """Nothing (of low enough priority) is left to evict."""
+
+    def __init__(self, missing_bytes: int) -> None:
+        super().__init__(f"{missing_bytes} bytes over the quota and nothing left to evict")
+        self.missing_bytes = missing_bytes
+
+
+_JSON_COLUMNS = ("probabilities", "labels", "roi", "training_distribution", "predictions")
+
+
+def _column_value(value: Any) -> Any:
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def decode_row(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    for name in _JSON_COLUMNS:
+        if isinstance(data.get(name), str):
+            data[name] = json.loads(data[name])
+    return data
