@@ -1,0 +1,82 @@
+"""`edgekit convert RUN_OR_MODEL`: Keras -> checked TFLite bundles (float32, float16, dynamic, int8)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "convert"
+HELP = "convert a trained model to TFLite, check its accuracy against Keras, and write verified bundles"
+NEEDS = ("tensorflow", "keras")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path, metavar="RUN_OR_MODEL", help="run folder (with run.json) or a .keras file")
+    parser.add_argument("--mode", action="append", choices=["float32", "float16", "dynamic", "int8"],
+                        help="conversion mode; repeat for several (default: int8)")
+    parser.add_argument("--out", type=Path, help="bundle folder (several modes: one sub-folder per mode); "
+                        "default RUN/bundles/MODE or MODEL-MODE")
+    parser.add_argument("--archive", action="store_true", help="also write OUT.tar.gz")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    parser.add_argument("--name", help="model name in the manifest (default: run.json model_name)")
+    parser.add_argument("--version", dest="bundle_version", help="model version in the manifest (default: UTC time)")
+    data = parser.add_argument_group("data (taken from run.json for a run folder)")
+    data.add_argument("--data", help="dataset reference (as for `edgekit train`)")
+    data.add_argument("--split-file", type=Path, help="split file (.json) of the dataset")
+    data.add_argument("--labels", help="class names, comma-separated, in output order")
+    data.add_argument("--input-scale", type=float, help="for a model without a Rescaling layer: the pixel "
+                      "scaling its training used (e.g. 0.00392156862745098); a Rescaling layer is added")
+    data.add_argument("--rep-size", type=int, default=300, help="int8 representative images from the training split")
+    check = parser.add_argument_group("accuracy check and gates")
+    check.add_argument("--split", default="val", choices=["val", "test", "train"], help="split to check on")
+    check.add_argument("--max-eval", type=int, help="check on at most this many images (random subset)")
+    check.add_argument("--no-check", dest="accuracy_check", action="store_false", help="skip the accuracy check")
+    check.add_argument("--max-drop", type=float, default=1.0, help="max overall accuracy drop in points")
+    check.add_argument("--max-class-drop", type=float, default=3.0, help="max accuracy drop of any class in points")
+    check.add_argument("--no-gate", dest="gate", action="store_false",
+                       help="write bundles even when a gate fails (recorded in the manifest)")
+    check.add_argument("--check-runtime", action="append", default=[], metavar="PYTHON",
+                       help="also load and run the model with this Python (repeatable), e.g. .venv-pi214/bin/python")
+    check.add_argument("--latency-runs", type=int, default=200, help="invocations per latency measurement")
+
+
+def _print_result(result) -> None:  # noqa: ANN001 - ModeResult, imported lazily
+    print(f"== {result.mode}: {result.size_bytes / 1024:.1f} KiB ({result.size_ratio:.3f} of float32)")
+    if result.accuracy:
+        a = result.accuracy
+        print(f"   accuracy on {a['split']} ({a['images']} images): keras {a['keras_accuracy']:.2f}%  "
+              f"tflite {a['tflite_accuracy']:.2f}%  drop {a['drop']:+.2f} pt  agreement {a['agreement']:.2f}%  "
+              f"mean |dp| {a['mean_abs_prob_diff']:.4f}")
+        worst = max(a["per_class"].items(), key=lambda kv: kv[1]["drop"] if kv[1]["drop"] is not None else -1e9)
+        print(f"   largest class drop: {worst[0]} {worst[1]['drop']:+.2f} pt")
+    lat = list(result.latency.values())
+    print("   latency: " + ", ".join(f"{v['threads']} thread(s) p50 {v['p50_ms']:.3f} ms p99 {v['p99_ms']:.3f} ms"
+                                    for v in lat))
+    for failure in result.gate_failures:
+        print(f"   GATE FAILED: {failure}")
+    if result.bundle:
+        print(f"   bundle: {result.bundle}" + (f" and {result.archive}" if result.archive else ""))
+    else:
+        print("   no bundle written")
+
+
+def run(args: argparse.Namespace) -> int:
+    from convert.pipeline import ConvertOptions, convert
+
+    options = ConvertOptions(
+        source=args.source, modes=args.mode or ["int8"], data=args.data, split_file=args.split_file,
+        labels=[s.strip() for s in args.labels.split(",")] if args.labels else None, split=args.split,
+        rep_size=args.rep_size, max_eval=args.max_eval, accuracy_check=args.accuracy_check, gate=args.gate,
+        max_drop=args.max_drop, max_class_drop=args.max_class_drop, check_runtime=args.check_runtime,
+        out=args.out, archive=args.archive, overwrite=args.overwrite, name=args.name,
+        version=args.bundle_version, input_scale=args.input_scale, latency_runs=args.latency_runs,
+    )
+    results = convert(options)
+    for result in results:
+        _print_result(result)
+    failed = [r.mode for r in results if not r.ok]
+    if failed:
+        print(f"edgekit convert: gate failed for {', '.join(failed)}: no bundle written for "
+              f"{'it' if len(failed) == 1 else 'them'}")
+        return 3
+    return 0

@@ -1,0 +1,250 @@
+"""`edgekit convert` end to end: load, convert per mode, check, gate, bundle.
+
+Example:
+    >>> results = convert(ConvertOptions(source=Path("runs/lights"), modes=["int8", "float32"]))
+    >>> [(r.mode, r.bundle) for r in results]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convert import accuracy as acc
+from convert.bundle_writer import publish, staging, write_files
+from convert.data import SplitData, load_split_data, representative_positions, sha256_file
+from convert.runtime_check import check_runtime, environment_ok, format_reports, summarize
+from convert.source import ConversionSource, ensure_rescaling, load_keras_model, resolve_source
+from convert.tflite import MODES, check_full_integer, convert_keras
+from edge.bundle import DEFAULT_FLOAT_ATOL, FORMAT_VERSION, GOLDEN_FILE, MODEL_FILE
+from edge.errors import UserError
+from edge.interpreter import TFLiteModel
+from edge.preprocess import PreprocessSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConvertOptions:
+    """Everything `edgekit convert` can be told. Paths may be relative to the working folder."""
+
+    source: Path
+    modes: list[str] = field(default_factory=lambda: ["int8"])
+    data: str | None = None
+    split_file: Path | None = None
+    labels: list[str] | None = None
+    split: str = "val"
+    rep_size: int = 300
+    max_eval: int | None = None
+    accuracy_check: bool = True
+    gate: bool = True
+    max_drop: float = 1.0
+    max_class_drop: float = 3.0
+    check_runtime: list[str] = field(default_factory=list)
+    out: Path | None = None
+    archive: bool = False
+    overwrite: bool = False
+    name: str | None = None
+    version: str | None = None
+    input_scale: float | None = None
+    golden_count: int = 8
+    latency_runs: int = 200
+    seed: int = 0
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    size_bytes: int
+    size_ratio: float
+    accuracy: dict[str, Any] | None
+    latency: dict[str, Any]
+    gate_failures: list[str]
+    runtime: list[dict[str, Any]]
+    bundle: Path | None = None
+    archive: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.gate_failures
+
+
+def _tool_versions(model: TFLiteModel) -> dict[str, Any]:
+    def ver(name: str) -> str | None:
+        for dist in (name, f"{name}-cpu"):
+            try:
+                return version(dist)
+            except PackageNotFoundError:
+                continue
+        return None
+
+    return {"tensorflow": ver("tensorflow"), "keras": ver("keras"),
+            "interpreter": {"name": model.backend, "version": model.backend_version},
+            "edgekit": ver("edgekit"), "numpy": np.__version__, "python": platform.python_version()}
+
+
+def _lineage(source: ConversionSource, data: SplitData | None, rep_size: int, seed: int) -> dict[str, Any]:
+    info = source.run_info
+    dataset_sha = info.get("dataset_sha256")
+    if dataset_sha is None and source.dataset and Path(source.dataset).is_file():
+        dataset_sha = sha256_file(Path(source.dataset))
+    split_sha = info.get("split_sha256")
+    if split_sha is None and source.split_file and Path(source.split_file).is_file():
+        split_sha = sha256_file(Path(source.split_file))
+    return {
+        "run_folder": str(source.run_folder) if source.run_folder else None,
+        "model_file": str(source.model_path),
+        "model_sha256": sha256_file(source.model_path),
+        "dataset": source.dataset,
+        "dataset_sha256": dataset_sha,
+        "split_file": str(source.split_file) if source.split_file else None,
+        "split_sha256": split_sha,
+        "parent_model": info.get("parent_model"),
+        "run": {k: info[k] for k in ("preset", "seed", "epochs", "batch_size") if k in info},
+        "representative_set": {"split": "train", "size": rep_size, "seed": seed} if data else None,
+    }
+
+
+def _default_out(source: ConversionSource, mode: str) -> Path:
+    if source.run_folder is not None:
+        return source.run_folder / "bundles" / mode
+    return source.model_path.with_name(f"{source.model_path.stem}-{mode}")
+
+
+def _spec_for(model: Any, given: PreprocessSpec | None) -> PreprocessSpec:
+    shape = tuple(int(v) for v in model.input_shape[1:])
+    if len(shape) != 3 or shape[2] not in (1, 3):
+        raise UserError(f"model input shape {shape} is not an image (h, w, 1|3): edgekit converts image classifiers")
+    spec = given or PreprocessSpec(input_size=shape[:2], color="rgb" if shape[2] == 3 else "gray")
+    if spec.input_shape != shape:
+        raise UserError(f"the preprocessing spec gives {spec.input_shape} but the model takes {shape}: "
+                        "fix run.json's preprocess or the model")
+    return spec
+
+
+def convert(options: ConvertOptions) -> list[ModeResult]:
+    """Convert, check and bundle one model in every requested mode (see module docstring)."""
+    modes = list(dict.fromkeys(options.modes))
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise UserError(f"unknown mode {unknown}: use one or more of {', '.join(MODES)}")
+    if options.check_runtime:
+        for python in options.check_runtime:
+            if not Path(python).exists():
+                raise UserError(f"--check-runtime {python}: no such Python: give an environment's bin/python")
+    source = resolve_source(options.source, options.data, options.split_file, options.labels)
+    model = load_keras_model(source.model_path)
+    spec = _spec_for(model, source.preprocess)
+    model, spec = ensure_rescaling(model, spec, options.input_scale)
+    output_size = int(model.output_shape[-1])
+
+    needs_data = options.accuracy_check or "int8" in modes
+    data = load_split_data(source.dataset, source.split_file, source.class_names) if needs_data else None
+    class_names = list(source.class_names or (data.class_names if data else []))
+    if not class_names:
+        raise UserError("no class names: give --labels a,b,c (or convert a run folder)")
+    if len(class_names) != output_size:
+        raise UserError(f"{len(class_names)} labels ({', '.join(class_names)}) but the model has "
+                        f"{output_size} outputs: give the labels the model was trained with")
+
+    representative = None
+    if "int8" in modes:
+        assert data is not None
+        positions = representative_positions(data.labels("train"), options.rep_size, output_size, options.seed)
+        representative = data.images("train", spec, positions)
+
+    eval_images = eval_labels = keras_probs = None
+    if options.accuracy_check:
+        assert data is not None
+        eval_labels = data.labels(options.split)
+        subset = None
+        if options.max_eval and len(eval_labels) > options.max_eval:
+            subset = np.sort(np.random.default_rng(options.seed).choice(len(eval_labels), options.max_eval, False))
+            eval_labels = eval_labels[subset]
+        eval_images = data.images(options.split, spec, subset)
+        keras_probs = acc.keras_probabilities(model, eval_images)
+
+    rng = np.random.default_rng(options.seed)
+    pool = eval_images if eval_images is not None else representative
+    if pool is None:
+        pool = rng.integers(0, 256, size=(options.golden_count, *spec.input_shape), dtype=np.uint8)
+    golden_inputs = pool[: options.golden_count].copy()
+
+    float32_flatbuffer = convert_keras(model, "float32")
+    lineage = _lineage(source, data, options.rep_size, options.seed)
+    name = options.name or source.name
+    bundle_version = options.version or dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    results = []
+    for mode in modes:
+        log.info("%s: converting", mode)
+        flatbuffer = float32_flatbuffer if mode == "float32" else convert_keras(model, mode, representative)
+        if mode == "int8":
+            check_full_integer(flatbuffer)
+        tflite = TFLiteModel(flatbuffer)
+        report = failures = None
+        if options.accuracy_check:
+            tflite_probs = acc.tflite_probabilities(tflite, eval_images, mode)
+            report = acc.compare(keras_probs, tflite_probs, eval_labels, class_names)
+            report["split"] = options.split
+            failures = acc.gate_failures(report, options.max_drop, options.max_class_drop)
+        latency = acc.latency(flatbuffer, golden_inputs, options.latency_runs)
+        result = ModeResult(mode=mode, size_bytes=len(flatbuffer), size_ratio=round(len(flatbuffer) / len(float32_flatbuffer), 4),
+                            accuracy=report, latency=latency,
+                            gate_failures=(failures or []) if options.gate else [], runtime=[])
+        golden_outputs = np.stack([tflite.raw_invoke(x) for x in golden_inputs])
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "version": bundle_version,
+            "mode": mode,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "labels": class_names,
+            "preprocess": spec.to_dict(),
+            "model": {"file": MODEL_FILE, "size_bytes": len(flatbuffer), "size_ratio_to_float32": result.size_ratio,
+                      **{k: v for k, v in tflite.describe().items() if k in ("input", "output")}},
+            "golden": {"file": GOLDEN_FILE, "count": int(len(golden_inputs)),
+                       "rule": "exact" if tflite.is_integer else f"atol={DEFAULT_FLOAT_ATOL:g}",
+                       "atol": 0.0 if tflite.is_integer else DEFAULT_FLOAT_ATOL},
+            "accuracy": report,
+            "gate": {"enabled": options.gate and options.accuracy_check, "max_drop": options.max_drop,
+                     "max_class_drop": options.max_class_drop,
+                     "skipped": not (options.gate and options.accuracy_check),
+                     "passed": None if failures is None else not failures, "failures": failures or []},
+            "latency_ms": latency,
+            "tools": _tool_versions(tflite),
+            "lineage": lineage,
+            "training_distribution": data.distribution("train") if data and "train" in data.indices else {},
+        }
+        if result.gate_failures:
+            log.error("%s: accuracy gate FAILED, no bundle written:\n  %s", mode, "\n  ".join(result.gate_failures))
+            results.append(result)
+            continue
+        destination = options.out if options.out and len(modes) == 1 else (
+            options.out / mode if options.out else _default_out(source, mode))
+        with staging(destination) as folder:
+            manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs)
+            if options.check_runtime:
+                reports = check_runtime(folder / MODEL_FILE, folder / GOLDEN_FILE, options.check_runtime,
+                                        manifest["golden"]["atol"] or DEFAULT_FLOAT_ATOL)
+                result.runtime = summarize(reports)
+                log.info("%s: runtime check\n%s", mode, format_reports(reports))
+                bad = [r["python"] for r in reports if not environment_ok(r)]
+                if bad and options.gate:
+                    result.gate_failures.append(f"runtime check failed in {', '.join(bad)}")
+                    log.error("%s: runtime check FAILED, no bundle written", mode)
+                    results.append(result)
+                    continue
+                manifest["runtime_checks"] = result.runtime
+                manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs)
+            written = publish(folder, destination, options.archive, options.overwrite)
+        result.bundle = written[0]
+        result.archive = written[1] if len(written) > 1 else None
+        results.append(result)
+    return results

@@ -1,0 +1,117 @@
+"""Keras model -> TFLite flatbuffer in one of four modes.
+
+- float32: plain conversion.
+- float16: weights stored as float16, computed in float32.
+- dynamic: dynamic-range quantization (int8 weights, float activations).
+- int8: full-integer quantization from a representative dataset; uint8 input
+  (raw pixels, the Rescaling layer is inside the model) and uint8 output.
+  An op that cannot run in integer arithmetic is an error naming the op.
+
+Example:
+    >>> flatbuffer = convert_keras(model, "int8", representative=images_uint8)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from edge.errors import UserError
+
+MODES = ("float32", "float16", "dynamic", "int8")
+# Ops that legitimately carry float tensors in a full-integer model: none, apart
+# from the delegate placeholders the interpreter adds after loading.
+_IGNORED_OPS = {"DELEGATE"}
+
+
+class QuantizationError(UserError):
+    """An op could not be quantized to integers."""
+
+
+def _op_from_message(message: str) -> str | None:
+    for pattern in (r"op: '([^']+)'", r"operator ([A-Z_0-9]+)", r"'tfl\.([a-z_0-9]+)'", r"tfl\.([a-z_0-9]+)",
+                    r"op ([A-Za-z_0-9]+) "):
+        match = re.search(pattern, message)
+        if match:
+            return match.group(1).upper()
+    return None
+
+
+def convert_keras(model: Any, mode: str, representative: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model; `representative` (N, h, w, c) uint8 is required for int8.
+
+    Raises QuantizationError naming the op when int8 cannot be full-integer.
+    """
+    import tensorflow as tf
+
+    if mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        if representative is None or len(representative) == 0:
+            raise UserError("int8 conversion needs a representative dataset")
+        images = representative
+
+        def representative_dataset() -> Iterator[list[np.ndarray]]:
+            for image in tqdm(images, desc="int8 calibration", unit="img", leave=False):
+                yield [image[None].astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    try:
+        tf.get_logger().setLevel(logging.ERROR)
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Statistics for quantized inputs were expected" etc.
+            return bytes(converter.convert())
+    except Exception as error:  # the converter raises ConverterError, RuntimeError, ValueError...
+        message = str(error)
+        op = _op_from_message(message)
+        if mode == "int8":
+            raise QuantizationError(
+                f"int8: op {op or '(unknown)'} cannot be quantized to integers "
+                f"({message.strip().splitlines()[0][:200] if message.strip() else type(error).__name__}): "
+                "replace that layer, or use --mode dynamic/float16"
+            ) from error
+        raise UserError(f"{mode} conversion failed at op {op or '(unknown)'}: {message.strip()[:300]}") from error
+
+
+def float_ops(flatbuffer: bytes) -> list[str]:
+    """Names of ops in a converted model that read or write float32 tensors."""
+    from edge.interpreter import TFLiteModel
+
+    model = TFLiteModel(flatbuffer, num_threads=1)
+    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in model.tensor_details()}
+    found: list[str] = []
+    for op in model.ops():
+        if op["op_name"] in _IGNORED_OPS:
+            continue
+        tensors = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0]
+        if any(dtypes.get(i) == np.float32 for i in tensors) and op["op_name"] not in found:
+            found.append(op["op_name"])
+    return found
+
+
+def check_full_integer(flatbuffer: bytes) -> None:
+    """Raise QuantizationError naming every op left in float by an int8 conversion."""
+    left = float_ops(flatbuffer)
+    if left:
+        raise QuantizationError(
+            f"int8: op{'s' if len(left) > 1 else ''} {', '.join(left)} still compute{'' if len(left) > 1 else 's'} "
+            "in float after quantization: replace that layer, or use --mode dynamic/float16"
+        )
