@@ -38,10 +38,10 @@ def _command_packages() -> list[str]:
     return names or list(_FALLBACK_PACKAGES)
 
 
-def discover_commands() -> dict[str, ModuleType]:
+def discover_commands(packages: list[str] | None = None) -> dict[str, ModuleType]:
     """Import every command module (cheap: they import heavy libraries lazily)."""
     commands: dict[str, ModuleType] = {}
-    for package_name in _command_packages():
+    for package_name in packages or _command_packages():
         try:
             package = importlib.import_module(package_name)
         except ImportError:
@@ -80,8 +80,16 @@ def _check_needs(name: str, module: ModuleType) -> None:
             raise MissingExtraError(name, needed, getattr(module, "EXTRA", "host"))
 
 
+def _requested_command(argv: list[str] | None) -> str | None:
+    words = [word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")]
+    return words[0] if words else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    commands = discover_commands()
+    # A car command loads only edge's commands: nothing of train/ or convert/ gets imported.
+    commands = discover_commands(["edge.commands"])
+    if _requested_command(argv) not in commands:
+        commands = discover_commands()
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))

@@ -1,0 +1,65 @@
+"""Counters and percentiles for the periodic stats line."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+
+def _percentile(values: deque[float], q: float) -> float | None:
+    return round(float(np.percentile(np.fromiter(values, float), q)), 3) if values else None
+
+
+class RuntimeStats:
+    """Frames/s, capture->result latency and inference time, over a window and in total.
+
+    Example:
+        >>> stats = RuntimeStats()
+        >>> stats.record(latency_ms=12.0, inference_ms=3.0)
+        >>> stats.snapshot(skipped=0, model_version="3")["frames"]
+        1
+    """
+
+    def __init__(self, window: int = 1000) -> None:
+        self.started = time.monotonic()
+        self.frames = 0
+        self.latency_ms: deque[float] = deque(maxlen=window)
+        self.inference_ms: deque[float] = deque(maxlen=window)
+        self._window_start = self.started
+        self._window_frames = 0
+        self.first_result_s: float | None = None
+
+    def record(self, latency_ms: float, inference_ms: float) -> None:
+        if self.first_result_s is None:
+            self.first_result_s = time.monotonic() - self.started
+        self.frames += 1
+        self._window_frames += 1
+        self.latency_ms.append(latency_ms)
+        self.inference_ms.append(inference_ms)
+
+    def snapshot(self, reset_window: bool = True, **extra: Any) -> dict[str, Any]:
+        """The figures since the last snapshot (fps, percentiles) plus totals and `extra` counters."""
+        now = time.monotonic()
+        elapsed = max(now - self._window_start, 1e-9)
+        figures = {
+            "fps": round(self._window_frames / elapsed, 2),
+            "latency_p50_ms": _percentile(self.latency_ms, 50),
+            "latency_p99_ms": _percentile(self.latency_ms, 99),
+            "inference_p50_ms": _percentile(self.inference_ms, 50),
+            "frames": self.frames,
+            "uptime_s": round(now - self.started, 1),
+            **extra,
+        }
+        if reset_window:
+            self._window_start, self._window_frames = now, 0
+            self.latency_ms.clear()
+            self.inference_ms.clear()
+        return figures
+
+
+def format_stats(figures: dict[str, Any]) -> str:
+    """`stats fps=29.9 latency_p50_ms=11.2 ...`: one line, readable and easy to parse."""
+    return "stats " + " ".join(f"{key}={value}" for key, value in figures.items())
