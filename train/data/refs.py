@@ -1,0 +1,109 @@
+"""`load_dataset(ref)`: one entry point for every dataset source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge import synthetic
+from edge.errors import UserError
+from train.data.dataset import Dataset
+from train.data.images import load_image_folder, load_zip
+from train.data.report import LoadReport
+
+SYNTHETIC_DEFAULTS = {"n": "6000", "size": "32x32", "seed": "0", "frames": "20", "conditions": "default"}
+DEFAULT_REF = "synthetic"
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """"32x32" or "48x64" (height x width) or "32" -> (h, w)."""
+    if text is None or text == "":
+        return None
+    try:
+        parts = [int(v) for v in str(text).lower().replace(",", "x").split("x")]
+    except ValueError:
+        raise UserError(f"image size {text!r} is not HxW, e.g. 32x32") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise UserError(f"image size {text!r} is not HxW with positive numbers, e.g. 32x32")
+    return parts[0], parts[1]
+
+
+def parse_options(text: str, defaults: dict[str, str]) -> dict[str, str]:
+    """"n=100,size=32x32" -> dict, checked against the known keys."""
+    options = dict(defaults)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in defaults:
+            raise UserError(f"synthetic option {part!r} is not one of {', '.join(f'{k}=...' for k in defaults)}")
+        options[key] = value
+    return options
+
+
+def load_synthetic(options: str = "", image_size: tuple[int, int] | None = None) -> Dataset:
+    """The generated traffic-light dataset, e.g. options "n=2000,seed=3,conditions=night".
+
+    Conditions may be a preset or key=value pairs joined with ';' (e.g. "night=0.5;shadow=0.4").
+    """
+    opts = parse_options(options, SYNTHETIC_DEFAULTS)
+    size = image_size or parse_size(opts["size"])
+    try:
+        n, seed, frames = int(opts["n"]), int(opts["seed"]), int(opts["frames"])
+    except ValueError:
+        raise UserError(f"synthetic options n, seed and frames must be integers, got {options!r}") from None
+    conditions = synthetic.Conditions.parse(opts["conditions"])
+    images, labels, scenes = synthetic.generate(n, size=size, seed=seed, conditions=conditions, frames_per_scene=frames)
+    frame_in_scene = np.arange(n) % frames
+    sources = np.char.add(np.char.add(f"synthetic:{seed}/", scenes), np.char.add("/", frame_in_scene.astype(str)))
+    ref = "synthetic:" + ",".join(f"{k}={v}" for k, v in opts.items())
+    return Dataset(images, labels, list(synthetic.CLASS_NAMES), scenes, sources, None, name="synthetic",
+                   info={"ref": ref, "conditions": conditions.to_dict()})
+
+
+def load_dataset(ref: str, image_size: tuple[int, int] | None = None, *, group: str | None = None,
+                 resize: str = "stretch", min_size: int = 8, progress: bool = True,
+                 report: LoadReport | None = None) -> Dataset:
+    """Load a dataset from a reference.
+
+    Args:
+        ref: a saved `.npz`; an image folder; a `.zip` of one; `keras:mnist|fashion_mnist|cifar10|cifar100`;
+            `synthetic[:n=6000,size=32x32,seed=0,frames=20,conditions=default]`.
+        image_size: (h, w) to resize to (through edge.preprocess); None keeps the source's size.
+        group: for folders/zips, `level:N` or `regex:PATTERN` (see train.data.images.parse_group_rule).
+        resize: "stretch", "center-crop" or "letterbox".
+        min_size: skip images with a side shorter than this.
+        report: collects skipped inputs of folders and zips.
+
+    Example:
+        >>> ds = load_dataset("synthetic:n=400,seed=1")
+        >>> len(ds), ds.class_names[2]
+        (400, 'red')
+    """
+    ref = str(ref)
+    if ref == "synthetic" or ref.startswith("synthetic:"):
+        dataset = load_synthetic(ref.partition(":")[2], image_size)
+    elif ref.startswith("keras:"):
+        from train.data.keras_builtin import load_keras
+
+        dataset = load_keras(ref.partition(":")[2], image_size, resize)
+    else:
+        path = Path(ref).expanduser()
+        if not path.exists():
+            raise UserError(f"dataset {ref!r} not found: give an image folder, a .zip, a .npz, "
+                            "keras:NAME or synthetic[:n=...]")
+        if path.is_dir():
+            dataset = load_image_folder(path, image_size, group, resize, min_size, progress, report)
+        elif path.suffix.lower() == ".zip":
+            dataset = load_zip(path, image_size, group, resize, min_size, progress, report)
+        elif path.suffix.lower() == ".npz":
+            dataset = Dataset.load(path)
+            if image_size and dataset.image_size != tuple(image_size):
+                from edge.preprocess import PreprocessSpec, preprocess_batch
+
+                dataset.images = preprocess_batch(dataset.images, PreprocessSpec(input_size=image_size, resize=resize))
+        else:
+            raise UserError(f"cannot load {ref!r}: expected a folder, a .zip or a .npz")
+    dataset.info.setdefault("ref", ref)
+    return dataset
