@@ -71,6 +71,8 @@ class SampleLogger:
         retry_s: how long logging stays paused after a disk error before trying again.
     """
 
+    name = "log"
+
     def __init__(self, root: Path | str, policy: LogPolicy, labels: list[str], *,
                  session_id: str | None = None, roi: tuple[float, float, float, float] = (0, 0, 1, 1),
                  roi_only: bool = False, fmt: str = "jpeg", quality: int = 90,

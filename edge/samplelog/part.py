@@ -1,13 +1,8 @@
-"""The sample log's options for `edgekit run`: flags, the TOML `[parts.samplelog]` table, and the Part.
+"""Building the SampleLogger from options: `[parts.samplelog]` in the TOML config,
+`--part samplelog:...`, or the `--log-*` flags of `edgekit run` (flags win).
 
-The runtime calls two functions:
-
-    add_arguments(parser)                      # adds the --log-* and --shadow flags
-    part = build_part(options, loaded_model)   # a SampleLogger, or None when --log-dir is unset
-
-`options` is the TOML table merged with the flags given on the command line
-(`options_from_args(args)`; flags win). TOML keys are the flag names without
-`--log-` (`low-confidence` or `low_confidence`), plus `dir` and `shadow`.
+Keys are the flag names without `--log-` (`low-confidence` or `low_confidence`), plus `dir` and
+`shadow`; see edge.samplelog.flags.OPTIONS.
 
 Example TOML:
     [parts.samplelog]
@@ -22,7 +17,6 @@ Example TOML:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import signal
@@ -31,54 +25,49 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import UserError
+from edge.samplelog.flags import OPTIONS
 from edge.samplelog.logger import SampleLogger
 from edge.samplelog.policies import LogPolicy
 
 log = logging.getLogger(__name__)
 
-# option name -> (flag, type, help)
-_OPTIONS: dict[str, tuple[str, Any, str]] = {
-    "dir": ("--log-dir", Path, "sample store folder: logging is on when this is set"),
-    "low_confidence": ("--log-low-confidence", float, "log frames whose top-1 probability is below this (e.g. 0.6)"),
-    "random": ("--log-random", float, "log this fraction of frames at random (e.g. 0.02)"),
-    "quota_per_class_hour": ("--log-quota-per-class-hour", int, "at most N logged frames per predicted class per hour"),
-    "min_interval": ("--log-min-interval", float, "seconds between two logged frames (manual frames excepted)"),
-    "manual_file": ("--log-manual-file", Path, "touch this file (or send SIGUSR1) to log the next frames"),
-    "manual_frames": ("--log-manual-frames", int, "frames logged per manual trigger (default 30)"),
-    "shadow": ("--shadow", Path, "shadow bundle: run it beside the primary, log frames where top-1 differs"),
-    "format": ("--log-format", str, "jpeg (default) or png"),
-    "quality": ("--log-quality", int, "JPEG quality 1-100 (default 90)"),
-    "roi_only": ("--log-roi-only", bool, "store only the region of interest, not the full frame"),
-    "max_bytes": ("--log-max-bytes", str, "quota of the store on disk, e.g. 8G; the oldest random samples go first"),
-    "min_free": ("--log-min-free", str, "free space to leave on the filesystem, e.g. 500M"),
-    "queue": ("--log-queue", int, "samples waiting for the disk before new ones are dropped (default 32)"),
-    "seed": ("--log-seed", int, "seed of the random policy"),
-    "reconcile_force": ("--log-reconcile-force", bool,
-                        "let start-up reconciliation remove more than half the store"),
-}
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the sample-log flags to `edgekit run`'s parser (all default to None: TOML or defaults apply)."""
-    group = parser.add_argument_group("sample log (see docs/samplelog.md)")
-    for name, (flag, kind, text) in _OPTIONS.items():
-        if kind is bool:
-            group.add_argument(flag, dest=f"samplelog_{name}", action="store_true", default=None, help=text)
-        else:
-            group.add_argument(flag, dest=f"samplelog_{name}", type=kind, default=None, help=text)
-
-
-def options_from_args(args: argparse.Namespace, table: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The TOML table (keys normalised) overridden by the flags that were given."""
-    options = {key.replace("-", "_"): value for key, value in (table or {}).items()}
-    unknown = set(options) - set(_OPTIONS)
-    if unknown:
-        raise UserError(f"unknown sample-log settings {sorted(unknown)} in the config: known are {sorted(_OPTIONS)}")
-    for name in _OPTIONS:
-        value = getattr(args, f"samplelog_{name}", None)
-        if value is not None:
-            options[name] = value
+def coerce_options(table: dict[str, Any]) -> dict[str, Any]:
+    """Normalise keys and convert text values (from --part k=v) to their types."""
+    options: dict[str, Any] = {}
+    for raw_key, value in table.items():
+        key = raw_key.replace("-", "_")
+        if key not in OPTIONS:
+            raise UserError(f"unknown sample-log setting {raw_key!r}: known are {', '.join(sorted(OPTIONS))}")
+        kind = OPTIONS[key][1]
+        try:
+            if kind is bool:
+                options[key] = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+            else:
+                options[key] = kind(value)
+        except (TypeError, ValueError) as error:
+            raise UserError(f"bad value for sample-log setting {raw_key}: {value!r} ({error})") from error
     return options
+
+
+def from_options(table: dict[str, Any], context: Any) -> SampleLogger | None:
+    """Part factory of the runtime (edge.runtime.parts.PART_FACTORIES["samplelog"]).
+
+    Args:
+        table: the merged `[parts.samplelog]` table and flags (see edge.samplelog.flags).
+        context: the runtime's RunContext (`loaded`: the LoadedModel running at start, `threads`).
+    Returns None when no store folder is set.
+    """
+    options = coerce_options(table)
+    loaded = context.loaded
+    bundle = getattr(loaded, "bundle", None)
+    spec = getattr(loaded, "spec", None)
+    return build_logger(
+        options, list(loaded.labels), str(loaded.version),
+        roi=tuple(spec.roi) if spec is not None else (0.0, 0.0, 1.0, 1.0), primary_spec=spec,
+        training_distribution=bundle.training_distribution if bundle is not None else None,
+        shadow_threads=1,
+    )
 
 
 def parse_size(value: str | int | None) -> int | None:
@@ -104,37 +93,40 @@ def policy_from_options(options: dict[str, Any]) -> LogPolicy:
     )
 
 
-def build_part(options: dict[str, Any], loaded: Any, session_id: str | None = None,
-               threads: int | None = 1) -> SampleLogger | None:
-    """A SampleLogger for the running model, or None when no store folder is set.
+def build_logger(options: dict[str, Any], labels: list[str], model_version: str,
+                 roi: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0), primary_spec: Any = None,
+                 training_distribution: dict[str, float] | None = None, session_id: str | None = None,
+                 shadow_threads: int = 1) -> SampleLogger | None:
+    """A SampleLogger, or None when no store folder (`dir`) is set.
 
     Args:
-        options: merged options (see options_from_args).
-        loaded: the runtime's loaded model (attributes labels, version, spec, bundle).
-        session_id: the run's session id (default: a new one).
-        threads: interpreter threads of the shadow model.
+        options: coerced options (see coerce_options).
+        labels, model_version: of the primary model.
+        roi: the run's region of interest (fractions), stored with each sample.
+        primary_spec: the primary's PreprocessSpec (a shadow with another spec preprocesses itself).
+        training_distribution: from the bundle manifest, for drift checks.
+        session_id: this run's id (default: a new one).
     """
     if not options.get("dir"):
         if any(options.get(k) for k in ("low_confidence", "random", "shadow", "manual_file")):
-            raise UserError("sample-log options were given without --log-dir: add --log-dir FOLDER")
+            raise UserError("sample-log options were given without a store folder: add --log-dir FOLDER")
         return None
     policy = policy_from_options(options)
     if not (policy.low_confidence or policy.random_rate or options.get("shadow") or policy.manual_file):
         log.warning("sample log on but no policy set: only SIGUSR1 marks frames "
                     "(add --log-low-confidence, --log-random, --shadow or --log-manual-file)")
-    bundle = getattr(loaded, "bundle", None)
     logger = SampleLogger(
-        Path(options["dir"]).expanduser(), policy, list(loaded.labels), session_id=session_id,
-        roi=tuple(loaded.spec.roi), roi_only=bool(options.get("roi_only")),
-        fmt=str(options.get("format") or "jpeg"), quality=int(options.get("quality") or 90),
-        max_bytes=parse_size(options.get("max_bytes")), min_free=parse_size(options.get("min_free")),
-        queue_size=int(options.get("queue") or 32), model_version=str(loaded.version),
-        training_distribution=bundle.training_distribution if bundle is not None else None,
+        Path(options["dir"]).expanduser(), policy, labels, session_id=session_id, roi=tuple(roi),
+        roi_only=bool(options.get("roi_only")), fmt=str(options.get("format") or "jpeg"),
+        quality=int(options.get("quality") or 90), max_bytes=parse_size(options.get("max_bytes")),
+        min_free=parse_size(options.get("min_free")), queue_size=int(options.get("queue") or 32),
+        model_version=model_version, training_distribution=training_distribution,
         reconcile_force=bool(options.get("reconcile_force")),
     )
     try:
         if options.get("shadow"):
-            attach_shadow_bundle(logger, Path(options["shadow"]), loaded.spec, threads)
+            attach_shadow_bundle(logger, Path(options["shadow"]), primary_spec,
+                                 int(options.get("shadow_threads") or shadow_threads))
         _install_sigusr1(logger)
     except BaseException:
         logger.shutdown()
@@ -142,7 +134,7 @@ def build_part(options: dict[str, Any], loaded: Any, session_id: str | None = No
     return logger
 
 
-def attach_shadow_bundle(logger: SampleLogger, path: Path, primary_spec: Any, threads: int | None = 1) -> None:
+def attach_shadow_bundle(logger: SampleLogger, path: Path, primary_spec: Any, threads: int = 1) -> None:
     """Verify the shadow bundle (checksums + golden self-test) and run it beside the primary."""
     from edge.bundle import open_bundle, self_test
     from edge.interpreter import TFLiteModel
