@@ -332,7 +332,7 @@ class Registry:
         entry = self.get(name, version)
         previous = self.production(name)
         self._set_production(name, entry.version)
-        self._log(name, "promote", entry.version, previous.version if previous else None, reason)
+        self.log_event(name, "promote", entry.version, previous.version if previous else None, reason)
         return entry
 
     def rollback(self, name: str, to: str | None = None, reason: str = "") -> ModelVersion:
@@ -355,13 +355,14 @@ class Registry:
                 )
         entry = self.get(name, target)
         self._set_production(name, entry.version)
-        self._log(name, "rollback", entry.version, current.version, reason)
+        self.log_event(name, "rollback", entry.version, current.version, reason)
         return entry
 
     def _set_production(self, name: str, version: str) -> None:
         write_atomic(self.model_dir(name) / PRODUCTION_FILE, version + "\n")
 
-    def _log(self, name: str, action: str, version: str, previous: str | None, reason: str) -> None:
+    def log_event(self, name: str, action: str, version: str, previous: str | None, reason: str) -> None:
+        """Append one line to the model's history.jsonl (promote, rollback, deploy...)."""
         _append_line(
             self.model_dir(name) / HISTORY_FILE,
             {

@@ -1,0 +1,391 @@
+"""Flash a bundle onto a car (or a local folder standing for one) and swap to it atomically.
+
+Target layout::
+
+    PATH/releases/<version>/   one bundle per deployed version (the last K kept)
+    PATH/current  -> releases/<version>   what the runtime runs (hot-swapped when it changes)
+    PATH/previous -> releases/<version>   what `--rollback` switches back to
+
+The steps, and why an interruption at any of them leaves a working `current`:
+
+1. copy: the bundle goes to `releases/.incoming-<version>-<pid>/`, then one rename
+   makes it `releases/<version>/` (a half copy never has a release name);
+2. verify: the target's own edgekit runs `edgekit bundle verify` on it (checksums,
+   labels, golden self-test with the target's interpreter); a failure removes the
+   release and leaves `current` alone;
+3. switch: a new symlink is made under a temporary name and renamed over `current`
+   (rename(2) is atomic: readers see the old link or the new one, never none).
+
+Leftovers of an interrupted deploy are cleaned by the next one, which verifies an
+already-copied release again before switching to it.
+
+Example:
+    >>> target = open_target("pi@car.local:/home/pi/edgekit")
+    >>> deploy(Path("models/signals/v0003/bundle"), "v0003", target, keep=3)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from edge.errors import UserError
+
+log = logging.getLogger(__name__)
+
+RELEASES = "releases"
+CURRENT = "current"
+PREVIOUS = "previous"
+INCOMING_PREFIX = ".incoming-"
+RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+REMOTE_PATTERN = re.compile(r"^(?P<host>[^/:\s]+@?[^/:\s]*):(?P<path>.+)$")
+DEFAULT_VERIFY_TIMEOUT = 300.0
+
+
+class DeployError(UserError):
+    """A deploy that could not finish; the target still runs its previous `current`."""
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    release: str
+    previous: str | None
+    verify_report: dict[str, Any]
+    removed: list[str]
+    copied: bool
+
+
+class Target(Protocol):
+    """Where releases live: a local folder or a folder on a host reached by ssh."""
+
+    def describe(self) -> str: ...
+    def prepare(self) -> None: ...
+    def release_manifest_sha256(self, release: str) -> str | None: ...
+    def upload(self, bundle_dir: Path, release: str) -> None: ...
+    def verify(self, release: str) -> dict[str, Any]: ...
+    def remove_release(self, release: str) -> None: ...
+    def read_link(self, link: str) -> str | None: ...
+    def set_link(self, link: str, release: str) -> None: ...
+    def releases_newest_first(self) -> list[str]: ...
+
+
+def _check_release_name(release: str) -> str:
+    if not RELEASE_NAME.match(release):
+        raise DeployError(f"{release!r} is not a usable release name: use letters, digits, '.', '_' or '-'")
+    return release
+
+
+def _release_of(link_value: str | None) -> str | None:
+    """'releases/v0003' -> 'v0003' (None for a missing or foreign link)."""
+    if not link_value:
+        return None
+    parts = Path(link_value).parts
+    return parts[-1] if len(parts) >= 2 and parts[-2] == RELEASES else None
+
+
+def _parse_verify_output(stdout: str) -> dict[str, Any]:
+    start = stdout.find("{")
+    if start < 0:
+        return {"output": stdout.strip()}
+    try:
+        return json.loads(stdout[start:])
+    except json.JSONDecodeError:
+        return {"output": stdout.strip()}
+
+
+def _verify_failure(where: str, returncode: int, stderr: str) -> DeployError:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    detail = lines[-1] if lines else f"exit status {returncode}"
+    if returncode < 0:
+        detail = f"the verifier was killed by signal {-returncode}"
+    return DeployError(f"the target could not verify {where}: {detail}; `current` was left unchanged")
+
+
+class LocalTarget:
+    """A folder on this machine (a mounted SD card, or a folder standing for the car).
+
+    Args:
+        root: the target folder (created if missing).
+        edgekit: the target's edgekit command as a list, e.g. [".venv-device/bin/edgekit"];
+            default: this Python's `-m edge.cli`.
+        verify_timeout: seconds before the verifier counts as hung.
+    """
+
+    def __init__(self, root: Path, edgekit: list[str] | None = None,
+                 verify_timeout: float = DEFAULT_VERIFY_TIMEOUT) -> None:
+        self.root = Path(root)
+        self.edgekit = edgekit or [sys.executable, "-m", "edge.cli"]
+        self.verify_timeout = verify_timeout
+
+    @property
+    def releases(self) -> Path:
+        return self.root / RELEASES
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def prepare(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise DeployError(f"target {self.root} is a file, not a folder: give a folder")
+        self.releases.mkdir(parents=True, exist_ok=True)
+        for leftover in self.releases.glob(INCOMING_PREFIX + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in self.root.glob(".*.tmp-*"):
+            leftover.unlink(missing_ok=True)
+
+    def release_manifest_sha256(self, release: str) -> str | None:
+        manifest = self.releases / release / "manifest.json"
+        return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None
+
+    def upload(self, bundle_dir: Path, release: str) -> None:
+        incoming = self.releases / f"{INCOMING_PREFIX}{release}-{os.getpid()}"
+        shutil.copytree(bundle_dir, incoming, copy_function=shutil.copy2)
+        for file in incoming.rglob("*"):
+            if file.is_file():
+                with open(file, "rb") as handle:
+                    os.fsync(handle.fileno())
+        os.rename(incoming, self.releases / release)
+        os.utime(self.releases / release)  # deploy time orders the releases for --keep
+        _fsync_dir(self.releases)
+
+    def verify(self, release: str) -> dict[str, Any]:
+        command = [*self.edgekit, "bundle", "verify", "--json", str(self.releases / release)]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=self.verify_timeout)
+        except FileNotFoundError as error:
+            raise DeployError(f"the target's edgekit {self.edgekit[0]!r} was not found: "
+                              "point --target-edgekit at it") from error
+        except subprocess.TimeoutExpired as error:
+            raise DeployError(f"verifying {release} on the target took over {self.verify_timeout:g} s; "
+                              "`current` was left unchanged") from error
+        if result.returncode != 0:
+            raise _verify_failure(release, result.returncode, result.stderr)
+        return _parse_verify_output(result.stdout)
+
+    def remove_release(self, release: str) -> None:
+        shutil.rmtree(self.releases / _check_release_name(release), ignore_errors=True)
+
+    def read_link(self, link: str) -> str | None:
+        try:
+            return os.readlink(self.root / link)
+        except (FileNotFoundError, OSError):
+            return None
+
+    def set_link(self, link: str, release: str) -> None:
+        temporary = self.root / f".{link}.tmp-{os.getpid()}"
+        temporary.unlink(missing_ok=True)
+        os.symlink(f"{RELEASES}/{release}", temporary)
+        try:
+            os.replace(temporary, self.root / link)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.root)
+
+    def releases_newest_first(self) -> list[str]:
+        if not self.releases.is_dir():
+            return []
+        found = [p for p in self.releases.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+class SshTarget:
+    """A folder on another machine, reached with ssh (key-based login, no password prompts).
+
+    Args:
+        host: "user@host" as ssh takes it.
+        root: the folder on that host (relative paths start at the login's home).
+        edgekit: the edgekit command on the host (a shell word list), default "edgekit".
+        ssh: the ssh command as a list, default ["ssh", "-o", "BatchMode=yes"].
+    """
+
+    def __init__(self, host: str, root: str, edgekit: str = "edgekit", ssh: list[str] | None = None,
+                 verify_timeout: float = DEFAULT_VERIFY_TIMEOUT) -> None:
+        self.host = host
+        self.root = root
+        self.edgekit = edgekit
+        self.ssh = ssh or ["ssh", "-o", "BatchMode=yes"]
+        self.verify_timeout = verify_timeout
+        self.q_root = shlex.quote(root)
+
+    def describe(self) -> str:
+        return f"{self.host}:{self.root}"
+
+    def _run(self, script: str, stdin: bytes | None = None, timeout: float = 120.0,
+             check: bool = True) -> subprocess.CompletedProcess:
+        command = [*self.ssh, self.host, script]
+        try:
+            result = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout)
+        except FileNotFoundError as error:
+            raise DeployError(f"ssh command {self.ssh[0]!r} not found: install OpenSSH or pass --ssh") from error
+        except subprocess.TimeoutExpired as error:
+            raise DeployError(f"{self.host} did not answer within {timeout:g} s; `current` was left unchanged") from error
+        if check and result.returncode != 0:
+            message = result.stderr.decode(errors="replace").strip().splitlines()
+            raise DeployError(f"on {self.host}: {message[-1] if message else 'exit ' + str(result.returncode)}")
+        return result
+
+    def prepare(self) -> None:
+        self._run(f"set -e; mkdir -p {self.q_root}/{RELEASES}; cd {self.q_root}; "
+                  f"rm -rf {RELEASES}/{INCOMING_PREFIX}*; rm -f .*.tmp-*")
+
+    def release_manifest_sha256(self, release: str) -> str | None:
+        path = shlex.quote(f"{self.root}/{RELEASES}/{release}/manifest.json")
+        out = self._run(f"if [ -f {path} ]; then sha256sum {path}; fi").stdout.decode().split()
+        return out[0] if out else None
+
+    def upload(self, bundle_dir: Path, release: str) -> None:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for file in sorted(bundle_dir.rglob("*")):
+                if file.is_file():
+                    tar.add(file, arcname=file.relative_to(bundle_dir).as_posix())
+        incoming = f"{RELEASES}/{INCOMING_PREFIX}{release}-$$"
+        self._run(
+            f"set -e; cd {self.q_root}; tmp={incoming}; mkdir \"$tmp\"; tar -C \"$tmp\" -xf -; "
+            f"sync; mv -T \"$tmp\" {RELEASES}/{release}; touch {RELEASES}/{release}",
+            stdin=buffer.getvalue(), timeout=600.0,
+        )
+
+    def verify(self, release: str) -> dict[str, Any]:
+        path = shlex.quote(f"{self.root}/{RELEASES}/{release}")
+        result = self._run(f"{self.edgekit} bundle verify --json {path}", timeout=self.verify_timeout,
+                           check=False)
+        if result.returncode != 0:
+            raise _verify_failure(f"{release} on {self.host}", result.returncode,
+                                  result.stderr.decode(errors="replace"))
+        return _parse_verify_output(result.stdout.decode(errors="replace"))
+
+    def remove_release(self, release: str) -> None:
+        self._run(f"rm -rf {self.q_root}/{RELEASES}/{_check_release_name(release)}")
+
+    def read_link(self, link: str) -> str | None:
+        out = self._run(f"readlink {self.q_root}/{link} || true").stdout.decode().strip()
+        return out or None
+
+    def set_link(self, link: str, release: str) -> None:
+        self._run(f"set -e; cd {self.q_root}; ln -s {RELEASES}/{release} .{link}.tmp-$$; "
+                  f"mv -T .{link}.tmp-$$ {link}")
+
+    def releases_newest_first(self) -> list[str]:
+        out = self._run(f"cd {self.q_root}/{RELEASES} 2>/dev/null && ls -1t || true").stdout.decode()
+        return [name for name in out.split() if not name.startswith(".")]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def open_target(spec: str, edgekit: str | None = None, ssh: str | None = None,
+                verify_timeout: float = DEFAULT_VERIFY_TIMEOUT) -> Target:
+    """'PATH' -> LocalTarget, 'user@host:PATH' -> SshTarget.
+
+    Args:
+        spec: the --to value.
+        edgekit: the target's edgekit command (shell words).
+        ssh: the ssh command (shell words), for remote targets.
+    """
+    match = REMOTE_PATTERN.match(spec)
+    if match and not Path(spec).exists():
+        return SshTarget(match["host"], match["path"], edgekit=edgekit or "edgekit",
+                         ssh=shlex.split(ssh) if ssh else None, verify_timeout=verify_timeout)
+    return LocalTarget(Path(spec), edgekit=shlex.split(edgekit) if edgekit else None,
+                       verify_timeout=verify_timeout)
+
+
+def deploy(bundle_dir: Path, release: str, target: Target, keep: int = 3) -> DeployResult:
+    """Copy, verify on the target, switch `current`, prune to the last `keep` releases.
+
+    Args:
+        bundle_dir: a bundle folder (already checked on this machine).
+        release: the release name on the target, e.g. "v0003".
+        target: from open_target().
+        keep: releases to keep (at least 2; `current` and `previous` are never removed).
+
+    Raises DeployError (target still on its old `current`) when any step fails.
+    """
+    _check_release_name(release)
+    if keep < 2:
+        raise DeployError(f"--keep must be at least 2 (current and previous), got {keep}")
+    target.prepare()
+    local_sha = hashlib.sha256((Path(bundle_dir) / "manifest.json").read_bytes()).hexdigest()
+    existing_sha = target.release_manifest_sha256(release)
+    copied = existing_sha is None
+    if existing_sha is not None and existing_sha != local_sha:
+        raise DeployError(
+            f"{target.describe()} already has a different release named {release}: "
+            "deploy under another name or remove that release folder")
+    if copied:
+        log.info("copy: %s -> %s/%s/%s", bundle_dir, target.describe(), RELEASES, release)
+        target.upload(Path(bundle_dir), release)
+    log.info("verify: %s on the target", release)
+    try:
+        report = target.verify(release)
+    except DeployError:
+        if release not in (_release_of(target.read_link(CURRENT)), _release_of(target.read_link(PREVIOUS))):
+            target.remove_release(release)  # never switch to it: it failed on the target
+        raise
+    current = _release_of(target.read_link(CURRENT))
+    if current != release:
+        if current:
+            target.set_link(PREVIOUS, current)
+        target.set_link(CURRENT, release)
+    log.info("switch: current -> %s (was %s)", release, current or "none")
+    removed = prune(target, keep)
+    return DeployResult(release=release, previous=current if current != release else None,
+                        verify_report=report, removed=removed, copied=copied)
+
+
+def rollback(target: Target) -> DeployResult:
+    """Switch `current` back to `previous` (verified again first); `previous` becomes the old current."""
+    target.prepare()
+    current = _release_of(target.read_link(CURRENT))
+    previous = _release_of(target.read_link(PREVIOUS))
+    if not previous or previous == current:
+        raise DeployError(f"{target.describe()} has no previous release to roll back to")
+    report = target.verify(previous)
+    target.set_link(CURRENT, previous)
+    if current:
+        target.set_link(PREVIOUS, current)
+    return DeployResult(release=previous, previous=current, verify_report=report, removed=[], copied=False)
+
+
+def prune(target: Target, keep: int) -> list[str]:
+    """Remove all but the `keep` newest releases, never `current` or `previous`."""
+    protected = {_release_of(target.read_link(CURRENT)), _release_of(target.read_link(PREVIOUS))}
+    removed = []
+    for index, release in enumerate(target.releases_newest_first()):
+        if index >= keep and release not in protected:
+            target.remove_release(release)
+            removed.append(release)
+    return removed
+
+
+def status(target: Target) -> dict[str, Any]:
+    """What the target holds: current, previous, releases newest first."""
+    return {
+        "target": target.describe(),
+        "current": _release_of(target.read_link(CURRENT)),
+        "previous": _release_of(target.read_link(PREVIOUS)),
+        "releases": target.releases_newest_first(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
