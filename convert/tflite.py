@@ -27,9 +27,10 @@ from tqdm import tqdm
 from edge.errors import UserError
 
 MODES = ("float32", "float16", "dynamic", "int8")
-# Ops that legitimately carry float tensors in a full-integer model: none, apart
-# from the delegate placeholders the interpreter adds after loading.
+# Delegate placeholders the interpreter adds after loading carry no real tensors.
 _IGNORED_OPS = {"DELEGATE"}
+# The converter wraps an op it cannot quantize in these; the op inside is the culprit.
+_WRAPPERS = {"QUANTIZE", "DEQUANTIZE"}
 
 
 class QuantizationError(UserError):
@@ -37,8 +38,8 @@ class QuantizationError(UserError):
 
 
 def _op_from_message(message: str) -> str | None:
-    for pattern in (r"op: '([^']+)'", r"operator ([A-Z_0-9]+)", r"'tfl\.([a-z_0-9]+)'", r"tfl\.([a-z_0-9]+)",
-                    r"op ([A-Za-z_0-9]+) "):
+    for pattern in (r"TF Select ops: ([A-Za-z0-9_]+)", r"'tf\.([A-Za-z0-9_]+)' op", r"op: '([^']+)'",
+                    r"operator ([A-Z_0-9]+)", r"'tfl\.([a-z_0-9]+)'"):
         match = re.search(pattern, message)
         if match:
             return match.group(1).upper()
@@ -80,31 +81,33 @@ def convert_keras(model: Any, mode: str, representative: np.ndarray | None = Non
             warnings.simplefilter("ignore")  # "Statistics for quantized inputs were expected" etc.
             return bytes(converter.convert())
     except Exception as error:  # the converter raises ConverterError, RuntimeError, ValueError...
-        message = str(error)
+        message = " ".join(str(error).split())
         op = _op_from_message(message)
-        if mode == "int8":
-            raise QuantizationError(
-                f"int8: op {op or '(unknown)'} cannot be quantized to integers "
-                f"({message.strip().splitlines()[0][:200] if message.strip() else type(error).__name__}): "
-                "replace that layer, or use --mode dynamic/float16"
-            ) from error
-        raise UserError(f"{mode} conversion failed at op {op or '(unknown)'}: {message.strip()[:300]}") from error
+        detail = f"op {op} has no TFLite builtin kernel" if op else f"the converter failed: {message[:300]}"
+        cls = QuantizationError if mode == "int8" else UserError
+        raise cls(f"{mode}: {detail}: replace that layer"
+                  + (", or use --mode dynamic/float16" if mode == "int8" else "")) from error
 
 
 def float_ops(flatbuffer: bytes) -> list[str]:
-    """Names of ops in a converted model that read or write float32 tensors."""
+    """Ops of a converted model that compute in float32, as "OP (output tensor name)".
+
+    QUANTIZE/DEQUANTIZE wrappers are named only when no other op is float.
+    """
     from edge.interpreter import TFLiteModel
 
     model = TFLiteModel(flatbuffer, num_threads=1)
-    dtypes = {t["index"]: np.dtype(t["dtype"]) for t in model.tensor_details()}
-    found: list[str] = []
+    tensors = {t["index"]: t for t in model.tensor_details()}
+    found: list[tuple[str, str]] = []
     for op in model.ops():
         if op["op_name"] in _IGNORED_OPS:
             continue
-        tensors = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0]
-        if any(dtypes.get(i) == np.float32 for i in tensors) and op["op_name"] not in found:
-            found.append(op["op_name"])
-    return found
+        indices = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0 and i in tensors]
+        if any(np.dtype(tensors[i]["dtype"]) == np.float32 for i in indices):
+            outputs = [tensors[i]["name"] for i in op["outputs"] if i in tensors]
+            found.append((op["op_name"], outputs[0] if outputs else "?"))
+    real = [f for f in found if f[0] not in _WRAPPERS] or found
+    return [f"{name} ({tensor})" for name, tensor in real]
 
 
 def check_full_integer(flatbuffer: bytes) -> None:
@@ -112,6 +115,6 @@ def check_full_integer(flatbuffer: bytes) -> None:
     left = float_ops(flatbuffer)
     if left:
         raise QuantizationError(
-            f"int8: op{'s' if len(left) > 1 else ''} {', '.join(left)} still compute{'' if len(left) > 1 else 's'} "
-            "in float after quantization: replace that layer, or use --mode dynamic/float16"
+            f"int8: op{'s' if len(left) > 1 else ''} {', '.join(left)} cannot be quantized and would run in float: "
+            "replace that layer, or use --mode dynamic/float16"
         )
