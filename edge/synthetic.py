@@ -69,7 +69,7 @@ class Conditions:
     night: float = 0.0
     fog: float = 0.0
     noise: float = 4.0
-    jitter: float = 0.02
+    jitter: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("exposure", "shadow", "occlusion", "out_of_frame", "rotation", "night", "fog"):
@@ -321,10 +321,13 @@ def _shadow_mask(scene: _Scene, h: int, w: int, view: tuple[int, int, int, int])
     return mask
 
 
-def _noise(rng: np.random.Generator, scene: _Scene, h: int, w: int) -> np.ndarray | None:
+def _noise(rng: np.random.Generator, scene: _Scene, h: int, w: int, grain: np.ndarray | None = None,
+           frame_share: float = 0.3) -> np.ndarray | None:
+    """Noise around 128: the scene's fixed grain (surface texture) plus a little fresh sensor noise."""
     if scene.noise <= 0:
         return None
-    return np.clip(rng.normal(128.0, scene.noise, (h, w, 3)), 0, 255).astype(np.uint8)
+    fresh = rng.normal(0.0, scene.noise * frame_share, (h, w, 3))
+    return np.clip(128.0 + fresh + (grain if grain is not None else 0.0), 0, 255).astype(np.uint8)
 
 
 def _labels_for(seed: int, n_scenes: int, class_probs: np.ndarray | None) -> np.ndarray:
@@ -395,11 +398,12 @@ def generate(
         mask = _shadow_mask(scene, h, w, view)
         start, stop = s * frames_per_scene, min((s + 1) * frames_per_scene, n)
         moves = rng.normal(0.0, jitter, (stop - start, 3))
+        grain = rng.normal(0.0, scene.noise, (h, w, 3)) if scene.noise > 0 else None
         for i, (dx, dy, ds) in zip(range(start, stop), moves, strict=True):
             canvas = background.copy()
             _draw_light(canvas, scene, view, dx, dy, 1.0 + ds)
             _draw_front(canvas, scene, view, dx * 0.5, dy * 0.5)
-            images[i] = _camera(canvas, scene, view, mask, _noise(rng, scene, h, w), 1.0 + ds)
+            images[i] = _camera(canvas, scene, view, mask, _noise(rng, scene, h, w, grain), 1.0 + ds)
         labels[start:stop] = scene.label
         scene_ids[start:stop] = f"s{seed}-{s:06d}"
     return images, labels, scene_ids
@@ -441,7 +445,7 @@ def drive(
         # lane markings for a road-like view
         cv2.line(background, (w // 2, h), (int(w * 0.45), int(h * 0.6)), (200, 200, 190) if not scene.night else (25, 25, 25), 6)
         mask = _shadow_mask(scene, h, w, view)
-        noise_bank = [_noise(rng, scene, h, w) for _ in range(3)]
+        noise_bank = [_noise(rng, scene, h, w, frame_share=1.0) for _ in range(3)]
         drift = rng.normal(0.0, 0.04, 2)
         for f in range(length):
             if n_frames is not None and produced >= n_frames:
