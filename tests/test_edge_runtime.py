@@ -1,0 +1,124 @@
+"""The runtime: results, JSON lines, stats, parts, hot swap, refusal of bad bundles, config."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge.bundle import BundleError
+from edge.errors import UserError
+from edge.runtime import Runtime, load_config
+from edge.runtime.jpeg_part import JpegWriter
+from tests.edge_runtime_bundles import (
+    corrupt_model,
+    point,
+    tiny_int8_tflite,
+    write_bundle,
+    wrong_golden,
+)
+
+
+@pytest.fixture(scope="module")
+def flatbuffer(pytestconfig) -> bytes:
+    return tiny_int8_tflite(pytestconfig.cache.mkdir("edge-runtime"))
+
+
+@pytest.fixture
+def bundle(tmp_path, flatbuffer) -> Path:
+    return write_bundle(tmp_path / "v0001", flatbuffer, version="v0001")
+
+
+def _config(bundle: Path, **settings):
+    return load_config(None, {"bundle": bundle, "source": "synthetic:seed=1", "size": "160x120",
+                              "stats_interval": 0, **settings})
+
+
+def test_results_json_lines_and_stats(bundle):
+    out = io.StringIO()
+    runtime = Runtime(_config(bundle, frames=20, threads=1), output=out)
+    results = list(runtime.results())
+    assert [r.frame_index for r in results] == list(range(20))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(lines) == 20
+    first = lines[0]
+    assert set(first) >= {"frame", "capture_time", "label", "confidence", "top_k", "latency_ms", "model_version"}
+    assert first["model_version"] == "lights:v0001" and first["label"] in {"green", "none", "red", "yellow"}
+    assert len(first["top_k"]) == 3 and first["top_k"][0][0] == first["label"]
+    assert first["truth"]  # the synthetic drive knows the truth
+    stats = runtime.snapshot(reset_window=False)
+    assert stats["frames"] == 20 and stats["skipped"] == 0 and stats["model"] == "lights:v0001"
+    assert stats["latency_p50_ms"] > 0 and stats["latency_p99_ms"] >= stats["latency_p50_ms"]
+
+
+def test_quiet_callback_and_part_counters(bundle, tmp_path):
+    out = io.StringIO()
+    seen = []
+    part = JpegWriter(tmp_path / "frames", every=5)
+    runtime = Runtime(_config(bundle, frames=20, quiet=True), parts=[part], output=out,
+                      on_result=lambda frame, result: seen.append((frame.index, result.label)))
+    runtime.run()
+    assert out.getvalue() == ""
+    assert [index for index, _ in seen] == list(range(20))
+    assert sorted(p.name[:8] for p in (tmp_path / "frames").iterdir()) == [f"{i:08d}" for i in (0, 5, 10, 15)]
+    stats = runtime.snapshot()
+    assert stats["jpeg.written"] == 4 and stats["jpeg.dropped"] == 0
+
+
+def test_hot_swap_to_a_good_bundle_and_refusal_of_a_bad_one(tmp_path, flatbuffer):
+    v1 = write_bundle(tmp_path / "v0001", flatbuffer, version="v0001")
+    v2 = write_bundle(tmp_path / "v0002", flatbuffer, version="v0002")
+    bad = wrong_golden(write_bundle(tmp_path / "v0003", flatbuffer, version="v0003"))
+    current = tmp_path / "current"
+    point(current, v1)
+    refused_seen = threading.Event()
+    versions: list[tuple[int, str]] = []
+    runtime: Runtime
+
+    def drive(frame, result):
+        versions.append((frame.index, result.model_version))
+        if frame.index == 5:
+            point(current, bad)
+        if frame.index > 5 and runtime.watcher.rejected and not refused_seen.is_set():
+            refused_seen.set()
+            point(current, v2)
+        if result.model_version.endswith("v0002") and len(versions) > 2 and versions[-2][1].endswith("v0002"):
+            runtime.stop()
+
+    runtime = Runtime(_config(current, max_fps=100, duration=20, watch_interval=0.05), on_result=drive,
+                      output=None)
+    runtime.run()
+    indices = [index for index, _ in versions]
+    assert indices == list(range(len(indices)))  # no frame lost during the swaps
+    names = [version for _, version in versions]
+    switch = names.index("lights:v0002")
+    assert set(names[:switch]) == {"lights:v0001"} and set(names[switch:]) == {"lights:v0002"}
+    assert "lights:v0003" not in names
+    assert runtime.watcher.rejected == 1 and runtime.watcher.swaps == 1
+
+
+def test_corrupt_or_unverifiable_bundle_refuses_to_start(tmp_path, flatbuffer):
+    corrupt = corrupt_model(write_bundle(tmp_path / "corrupt", flatbuffer))
+    with pytest.raises(BundleError, match="checksum"):
+        Runtime(_config(corrupt))
+    wrong = wrong_golden(write_bundle(tmp_path / "wrong", flatbuffer))
+    with pytest.raises(BundleError, match="self-test failed"):
+        Runtime(_config(wrong))
+
+
+def test_toml_config_and_command_line_overrides(tmp_path):
+    path = tmp_path / "edgekit.toml"
+    path.write_text('bundle = "current"\nsource = "picamera2"\nroi = [0.5, 0, 0.5, 0.5]\nmax-fps = 15\n'
+                    'quiet = true\nthreads = 2\n[parts.jpeg]\nfolder = "frames"\nevery = 10\n')
+    config = load_config(path, {"max_fps": 5.0, "quiet": None})
+    assert config.bundle == Path("current") and config.source == "picamera2"
+    assert config.roi == (0.5, 0.0, 0.5, 0.5) and config.max_fps == 5.0 and config.quiet is True
+    assert config.threads == 2 and config.parts == {"jpeg": {"folder": "frames", "every": 10}}
+    path.write_text('bundle = "current"\nsource = "x"\nmax_fsp = 3\n')
+    with pytest.raises(UserError, match="unknown setting 'max_fsp'"):
+        load_config(path)
+    with pytest.raises(UserError, match="either duration or frames"):
+        load_config(None, {"bundle": "b", "source": "s", "duration": 1, "frames": 2})
