@@ -22,33 +22,9 @@ from edge.errors import UserError
 from edge.preprocess import PreprocessSpec, preprocess_batch
 
 
-@dataclass
-class _NpzDataset:
-    """A saved dataset .npz (images, labels, class_names, subsets) read without train.data."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-    subsets: np.ndarray
-
-
-def _load_npz(path: Path) -> _NpzDataset:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            labels = data["labels"].astype(np.int64)
-            subsets = data["subsets"] if "subsets" in data else np.full(len(labels), "", dtype="<U1")
-            return _NpzDataset(data["images"], labels, [str(c) for c in data["class_names"]], subsets)
-    except (OSError, ValueError, KeyError) as error:
-        raise UserError(f"cannot read dataset {path} ({error}): give a dataset saved by edgekit") from error
-
-
 def _load_dataset(ref: str) -> Any:
-    try:
-        from train.data import load_dataset
-    except ImportError:
-        if ref.endswith(".npz") and Path(ref).is_file():
-            return _load_npz(Path(ref))
-        raise UserError(f"reading dataset {ref!r} needs train.data (host install)") from None
+    from train.data import load_dataset
+
     return load_dataset(ref)
 
 
