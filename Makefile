@@ -11,7 +11,7 @@ PI_VENV := .venv-pi214
 PI_STAMP := $(PI_VENV)/.installed-pi
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: demo test lint env device-env pi-env bench-data bench-train bench-convert bench-edge clean
+.PHONY: demo test lint env device-env pi-env browser bench-data bench-train bench-convert bench-edge clean
 
 env: $(HOST_STAMP)
 
@@ -43,6 +43,7 @@ demo: $(HOST_STAMP)
 
 test: $(HOST_STAMP) $(DEVICE_STAMP)
 	@-$(MAKE) --no-print-directory pi-env || echo "warning: could not build $(PI_VENV); runtime-compatibility tests will skip"
+	@-$(MAKE) --no-print-directory browser
 	@$(BIN)/ruff check edge train convert tests
 	@$(BIN)/pytest -n 2 --timeout 600 -q
 
@@ -60,6 +61,12 @@ bench-convert: $(HOST_STAMP)
 
 bench-edge: $(HOST_STAMP)
 	@$(BIN)/python -m edge.bench $(ARGS)
+
+# Debian's chromium for the labeling page's end-to-end test (Playwright drives it; no `playwright install`).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	else echo "warning: /usr/bin/chromium missing and not root: the browser test will skip (sudo apt-get install chromium)"; fi
 
 clean:
 	rm -rf $(VENV) $(DEVICE_VENV) $(PI_VENV) .pytest_cache
