@@ -88,7 +88,8 @@ def plan_entries(keys: Iterable[str], report: LoadReport, group: str | None = No
     paths = [PurePosixPath(k) for k in keys]
     paths = [p for p in paths if not any(part.startswith(".") or part == "__MACOSX" for part in p.parts)]
     strip = 0
-    while paths and all(len(p.parts) >= strip + 3 for p in paths):
+    # skip wrapper folders (e.g. `cifar10/`): one shared first folder that is not a subset name
+    while paths and all(len(p.parts) >= strip + 2 for p in paths) and any(len(p.parts) >= strip + 3 for p in paths):
         firsts = {p.parts[strip] for p in paths}
         if len(firsts) != 1 or next(iter(firsts)).lower() in SUBSET_NAMES:
             break
