@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -68,23 +68,27 @@ def run_command(args: list[str], python: str = sys.executable) -> list[str]:
     return [python, "-m", "edge.cli", "run", *args]
 
 
-def run_and_measure(args: list[str], python: str = sys.executable, timeout: float = 600) -> dict[str, Any]:
-    """Run `edgekit run ARGS` in a fresh process: its final stats, wall time and peak RSS (MB).
+def run_and_measure(args: list[str], python: str = sys.executable, timeout: float = 600,
+                    command: list[str] | None = None) -> dict[str, Any]:
+    """Run `edgekit run ARGS` (or `command`) in a fresh process: final stats, wall time, peak RSS (MB).
 
-    Per-frame lines go to a pipe that is read and counted, as a consumer would.
+    Its stdout (the per-frame lines) goes to a file, as a consumer would take it.
     """
-    started = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result = subprocess.run(run_command(args, python), capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"edgekit run {' '.join(args)} failed ({result.returncode}): "
-                           f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ''}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    stats = parse_stats_line(result.stderr)
-    return {"stats": stats, "wall_s": round(wall, 3), "lines": len(result.stdout.splitlines()),
-            "peak_rss_mb": round(peak_kb / 1024, 1) if peak_kb > before else None}
+    command = command or run_command(args, python)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {last}")
+    return {"stats": parse_stats_line(stderr), "wall_s": round(wall, 3), "stdout": stdout,
+            "lines": len(stdout.splitlines()), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
 def time_to_first_result(args: list[str], python: str = sys.executable, timeout: float = 120) -> float:

@@ -129,6 +129,7 @@ class Runtime:
         min_interval = 1.0 / config.max_fps if config.max_fps else 0.0
         next_stats = time.monotonic() + config.stats_interval if config.stats_interval else None
         last_start = 0.0
+        self.stats.start()
         self.capture.start()
         self.watcher.start()
         log.info("running on %s (%s)", self.source.name,

@@ -31,6 +31,11 @@ class RuntimeStats:
         self._window_start = self.started
         self._window_frames = 0
         self.first_result_s: float | None = None
+        self._loop_start = self.started
+
+    def start(self) -> None:
+        """The loop begins now: fps counts from here (first_result_s still counts from construction)."""
+        self._loop_start = self._window_start = time.monotonic()
 
     def record(self, latency_ms: float, inference_ms: float) -> None:
         if self.first_result_s is None:
@@ -50,7 +55,7 @@ class RuntimeStats:
             "latency_p99_ms": _percentile(self.latency_ms, 99),
             "inference_p50_ms": _percentile(self.inference_ms, 50),
             "frames": self.frames,
-            "uptime_s": round(now - self.started, 1),
+            "uptime_s": round(now - self._loop_start, 3),
             **extra,
         }
         if reset_window:

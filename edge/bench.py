@@ -1,0 +1,219 @@
+"""`make bench-edge`: edgekit run against a naive camera loop on the same video, and the ceilings.
+
+    python -m edge.bench --bundle BUNDLE [--bundle BUNDLE2] [--frames 600] [--threads N]
+
+For every bundle, on one generated 640x480, 30 fps video (edge.synthetic.drive
+written with cv2.VideoWriter), with the same interpreter threads:
+
+  (a) naive: the picamera2 TFLite examples' loop, sequential: read, preprocess,
+      set_tensor + invoke, print the result, write every 10th frame as a JPEG;
+  (b) `edgekit run` on the video with the same logging load (JSON line per
+      frame, every 10th frame written as JPEG by a part in its own thread);
+  (c) ceilings: decode alone (read + BGR->RGB) and invoke alone (pre-made inputs).
+
+Prints frames/s and ratios, checks the goals, writes bench/results/edge.md.
+No TensorFlow: bundles come from `edgekit convert` (see docs/edge.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import UserError
+
+RESULTS = Path("bench/results/edge.md")
+GOALS = {"b_over_a": 1.5, "b_over_ceiling": 0.8, "first_result_s": 1.5, "peak_rss_mb": 150.0}
+
+
+def make_video(path: Path, frames: int, size=(640, 480), fps: int = 30, seed: int = 7) -> Path:
+    """A synthetic drive written as MPEG-4 video."""
+    from edge.synthetic import drive
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise UserError(f"OpenCV cannot write {path} (no mp4v encoder?)")
+    for image, _ in drive(frame_size=(size[1], size[0]), seed=seed, fps=fps, n_frames=frames):
+        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def naive_loop(bundle_path: Path, video: Path, threads: int, jpeg_dir: Path) -> None:
+    """(a) The examples' way: one thread, one frame at a time, everything in sequence."""
+    from edge.bundle import open_bundle
+    from edge.interpreter import TFLiteModel
+    from edge.preprocess import preprocess
+
+    bundle = open_bundle(bundle_path)
+    model = TFLiteModel(bundle.model_path, num_threads=threads)
+    spec, labels = bundle.preprocess, bundle.labels
+    capture = cv2.VideoCapture(str(video))
+    index = 0
+    started = time.monotonic()
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        captured = time.monotonic()
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        probabilities = model.predict(preprocess(rgb, spec))  # set_tensor, invoke, get_tensor
+        best = int(np.argmax(probabilities))
+        print(json.dumps({"frame": index, "label": labels[best], "confidence": float(probabilities[best]),
+                          "latency_ms": (time.monotonic() - captured) * 1000}))
+        if index % 10 == 0:
+            cv2.imwrite(str(jpeg_dir / f"{index:08d}.jpg"), bgr)
+        index += 1
+    elapsed = time.monotonic() - started
+    print(f"stats frames={index} uptime_s={elapsed:.4f}", file=sys.stderr)
+
+
+def decode_alone(video: Path) -> float:
+    """(c) frames/s of reading the video and converting to RGB, nothing else."""
+    capture = cv2.VideoCapture(str(video))
+    count, started = 0, time.perf_counter()
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def invoke_alone(bundle_path: Path, threads: int, count: int) -> float:
+    """(c) frames/s of set_tensor + invoke on pre-made inputs."""
+    from edge.bundle import open_bundle
+    from edge.interpreter import TFLiteModel
+
+    model = TFLiteModel(open_bundle(bundle_path).model_path, num_threads=threads)
+    inputs = np.random.default_rng(0).integers(0, 256, (16, *model.input_shape), dtype=np.uint8)
+    for x in inputs:
+        model.raw_invoke(x)
+    started = time.perf_counter()
+    for i in range(count):
+        model.raw_invoke(inputs[i % len(inputs)])
+    return count / (time.perf_counter() - started)
+
+
+def _fps(result: dict) -> float:
+    stats = result["stats"]
+    return stats["frames"] / stats["uptime_s"]
+
+
+def bench_bundle(bundle: Path, video: Path, frames: int, threads: int, work: Path) -> dict:
+    from edge.bundle import open_bundle
+    from edge.measure import run_and_measure, time_to_first_result
+
+    opened = open_bundle(bundle)
+    name = f"{opened.name}:{opened.version} ({opened.input_dtype} {opened.preprocess.input_size})"
+    naive_dir, run_dir = work / "naive", work / "run"
+    for folder in (naive_dir, run_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    naive = run_and_measure([], command=[sys.executable, "-m", "edge.bench", "naive", "--bundle", str(bundle),
+                                         "--video", str(video), "--threads", str(threads), "--jpeg-dir",
+                                         str(naive_dir)])
+    common = ["--bundle", str(bundle), "--source", str(video), "--threads", str(threads)]
+    run = run_and_measure([*common, "--stats-interval", "0", "--part", f"jpeg:folder={run_dir},every=10"])
+    if naive["lines"] != frames or run["lines"] != frames:
+        raise RuntimeError(f"expected {frames} results, naive gave {naive['lines']}, edgekit run {run['lines']}")
+    jpegs = (len(list(naive_dir.iterdir())), len(list(run_dir.iterdir())))
+    first = sorted(time_to_first_result(common) for _ in range(3))[1]
+    decode = decode_alone(video)
+    invoke = invoke_alone(bundle, threads, max(frames, 2000))
+    a, b = _fps(naive), _fps(run)
+    return {"bundle": name, "naive_fps": a, "run_fps": b, "decode_fps": decode, "invoke_fps": invoke,
+            "b_over_a": b / a, "b_over_ceiling": b / min(decode, invoke), "first_result_s": first,
+            "peak_rss_mb": run["peak_rss_mb"], "naive_rss_mb": naive["peak_rss_mb"], "jpegs": jpegs,
+            "latency_p50_ms": run["stats"].get("latency_p50_ms"),
+            "latency_p99_ms": run["stats"].get("latency_p99_ms")}
+
+
+def _verdict(row: dict) -> dict[str, bool]:
+    return {"b_over_a": row["b_over_a"] >= GOALS["b_over_a"],
+            "b_over_ceiling": row["b_over_ceiling"] >= GOALS["b_over_ceiling"],
+            "first_result_s": row["first_result_s"] <= GOALS["first_result_s"],
+            "peak_rss_mb": row["peak_rss_mb"] <= GOALS["peak_rss_mb"]}
+
+
+def report(rows: list[dict], frames: int, threads: int, command: str) -> str:
+    from edge.interpreter import available_backend
+
+    backend, version = available_backend()
+    mark = {True: "yes", False: "**no**"}
+    lines = [
+        "# Edge runtime benchmark",
+        "",
+        f"`{command}` on {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{backend} {version}, OpenCV {cv2.__version__}. Video: synthetic drive, 640x480, 30 fps, "
+        f"{frames} frames, MPEG-4. Interpreter threads: {threads} for every variant.",
+        "",
+        "(a) naive sequential loop (read, preprocess, invoke, print, JPEG every 10th frame); "
+        "(b) `edgekit run` with the same output and a JPEG part (every 10th frame); "
+        "(c) ceilings: decode alone, invoke alone.",
+        "",
+        "| bundle | (a) naive fps | (b) edgekit run fps | (c) decode fps | (c) invoke fps | b/a (goal >= 1.5) "
+        "| b/min(c) (goal >= 0.8) | start to first result s (goal <= 1.5) | peak RSS MB (goal <= 150) "
+        "| latency p50/p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ok = _verdict(row)
+        lines.append(
+            f"| {row['bundle']} | {row['naive_fps']:.1f} | {row['run_fps']:.1f} | {row['decode_fps']:.1f} "
+            f"| {row['invoke_fps']:.1f} | {row['b_over_a']:.2f} ({mark[ok['b_over_a']]}) "
+            f"| {row['b_over_ceiling']:.2f} ({mark[ok['b_over_ceiling']]}) "
+            f"| {row['first_result_s']:.2f} ({mark[ok['first_result_s']]}) "
+            f"| {row['peak_rss_mb']:.0f} ({mark[ok['peak_rss_mb']]}) "
+            f"| {row['latency_p50_ms']}/{row['latency_p99_ms']} |")
+    lines += ["", "JPEGs written (naive, edgekit run): "
+              + ", ".join(f"{r['bundle']}: {r['jpegs'][0]}, {r['jpegs'][1]}" for r in rows), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["naive"]:
+        parser = argparse.ArgumentParser(prog="python -m edge.bench naive")
+        for flag in ("--bundle", "--video", "--jpeg-dir"):
+            parser.add_argument(flag, type=Path, required=True)
+        parser.add_argument("--threads", type=int, required=True)
+        args = parser.parse_args(argv[1:])
+        naive_loop(args.bundle, args.video, args.threads, args.jpeg_dir)
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m edge.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, action="append", required=True, help="bundle (repeatable)")
+    parser.add_argument("--frames", type=int, default=600, help="video length in frames (default 600 = 20 s)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="interpreter threads")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"report (default {RESULTS})")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
+        work = Path(tmp)
+        print(f"writing a {args.frames}-frame 640x480 video ...", flush=True)
+        video = make_video(work / "drive.mp4", args.frames)
+        rows = []
+        for bundle in args.bundle:
+            print(f"benchmarking {bundle} ...", flush=True)
+            rows.append(bench_bundle(bundle, video, args.frames, args.threads, work))
+    text = report(rows, args.frames, args.threads,
+                  "python -m edge.bench " + " ".join(argv))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
