@@ -33,6 +33,7 @@ class Sample:
     session_id: str
     truth: str | None = None
     model_labels: tuple[str, ...] = ()
+    roi_only: bool = False
 
 
 class SampleSource:
@@ -56,6 +57,7 @@ class SampleSource:
                     session_id=row.get("session_id") or "",
                     truth=row.get("truth"),
                     model_labels=tuple(row.get("labels") or ()),
+                    roi_only=bool(row.get("roi_only")),
                 )
                 for row in store.rows(order="capture_time, id")
             ]
@@ -70,6 +72,16 @@ class SampleSource:
 
     def get(self, sample_id: str) -> Sample | None:
         return next((s for s in self._samples if s.sample_id == sample_id), None)
+
+    def read_image(self, sample: Sample):
+        """The sample's image as RGB uint8 (H, W, 3); UserError if it is missing or unreadable."""
+        from edge.samplelog.imagefile import decode_image
+
+        try:
+            return decode_image(sample.image_path.read_bytes())
+        except (OSError, ValueError) as error:
+            raise UserError(f"sample image {sample.image_path} is unreadable ({error}): "
+                            "run `edgekit samples check` on the store") from error
 
     def class_names(self, override: list[str] | None = None) -> list[str]:
         """`override`, else the model's labels stored with the samples, else every predicted label."""

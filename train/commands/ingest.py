@@ -1,0 +1,69 @@
+"""`edgekit ingest STORE --into DATASET.npz`: labeled field samples join the dataset, sessions as groups."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "ingest"
+HELP = "add labeled samples of a pulled sample store to a dataset (.npz) and extend its split file"
+NEEDS: tuple[str, ...] = ()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stores", type=Path, nargs="+", help="host-side sample store(s) with labels.db")
+    parser.add_argument("--into", type=Path, required=True, help="dataset .npz to extend (created if missing)")
+    parser.add_argument("--base", type=Path, help="dataset to start from when --into does not exist yet")
+    parser.add_argument("--split", type=Path, help="split file to extend (earlier groups keep their split)")
+    parser.add_argument("--split-out", type=Path, help="where to write the new split (default: --split)")
+    parser.add_argument("--fresh-test", type=float, default=0,
+                        help="newest new sessions to hold out as a fresh test set (N, or a fraction < 1)")
+    parser.add_argument("--bundle", type=Path, help="bundle whose preprocessing the car used "
+                        "(default: the registry's production)")
+    parser.add_argument("--registry", type=Path, default=None)
+    parser.add_argument("--name", help="model name in the registry")
+
+
+def _spec_and_classes(args: argparse.Namespace):
+    from edge.bundle import open_bundle
+    from train.registry import Registry
+
+    bundle_path = args.bundle or Registry(args.registry).resolve(args.name or "production").bundle_path
+    bundle = open_bundle(bundle_path, verify=True)
+    return bundle.preprocess, bundle.labels
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.errors import UserError
+    from train.data.dataset import Dataset
+    from train.ingest import merge, per_class_session_counts, store_dataset
+    from train.labeling.samples import open_samples
+    from train.splits import load_split, make_split, newest_groups
+
+    spec, labels = _spec_and_classes(args)
+    base_path = args.into if args.into.exists() else args.base
+    dataset = Dataset.load(base_path) if base_path else None
+    class_names = dataset.class_names if dataset is not None else labels
+    total_added = 0
+    for store in args.stores:
+        field = store_dataset(open_samples(store), spec, class_names)
+        dataset, added = merge(dataset, field)
+        total_added += added
+        print(f"{store}: {len(field)} labeled samples, {added} new")
+        for session, counts in sorted(per_class_session_counts(field).items()):
+            print(f"  session {session}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if dataset is None or len(dataset) == 0:
+        raise UserError("no labeled samples to ingest: label them first (`edgekit label serve|import|auto`)")
+    dataset.save(args.into)
+    print(f"dataset {args.into}: {len(dataset)} samples (+{total_added}), classes {', '.join(dataset.class_names)}")
+    if args.split or args.split_out:
+        previous = load_split(args.split) if args.split and args.split.exists() else None
+        fresh = newest_groups(dataset, previous, args.fresh_test) if args.fresh_test else []
+        split = make_split(dataset, previous.fractions if previous else (0.7, 0.15, 0.15),
+                           salt=previous.salt if previous else "edgekit", previous=previous, fresh_test=fresh)
+        out = args.split_out or args.split
+        split.save(out)
+        counts = split.counts(dataset)
+        print(f"split {out}: " + ", ".join(f"{k} {sum(v)}" for k, v in counts.items())
+              + (f"; fresh test = sessions {', '.join(fresh)}" if fresh else ""))
+    return 0
