@@ -171,8 +171,11 @@ class SampleLogger:
                 break
             if item is not ...:
                 start = time.perf_counter()
-                self._write(item)
-                self._write_s += time.perf_counter() - start
+                try:
+                    self._write(item)
+                finally:
+                    self._write_s += time.perf_counter() - start
+                    self._queue.task_done()
             if time.monotonic() >= next_session_save:
                 self._save_predictions()
                 next_session_save = time.monotonic() + _SESSION_SAVE_S

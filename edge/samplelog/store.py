@@ -165,6 +165,9 @@ class SampleStore:
                 # roll back, but their images are already fsynced with embedded metadata, so
                 # reconcile() indexes them again. One fsync per sample saved on the SD card.
                 self.db.execute("PRAGMA synchronous=NORMAL")
+                # Keep the WAL small: a card that is nearly full must not be filled by the index.
+                self.db.execute("PRAGMA wal_autocheckpoint=100")
+                self.db.execute("PRAGMA journal_size_limit=1048576")
                 self.db.executescript(_SCHEMA)
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(STORE_FORMAT),))
             self.db.row_factory = sqlite3.Row
