@@ -1,0 +1,71 @@
+"""Options shared by `edgekit train` and `edgekit sweep` -> TrainConfig."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from edge.errors import UserError
+
+# option -> TrainConfig default when neither the user nor the preset's recipe sets it
+DEFAULTS: dict[str, Any] = {"epochs": 5, "batch_size": 32, "optimizer": "adam", "learning_rate": 1e-3,
+                            "lr_schedule": "constant", "label_smoothing": 0.0, "weight_decay": 0.0,
+                            "augment": None}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 32x32 (height x width), got {text!r}") from None
+    return height, width
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="dataset: .npz, image folder, .zip, keras:NAME or synthetic[:n=...]")
+    parser.add_argument("--split", dest="split_file", help="split file from `edgekit split` (default: see docs)")
+    parser.add_argument("--validation", choices=["val", "test"], default="val",
+                        help="split used for validation during training (default val)")
+    parser.add_argument("--image-size", type=parse_size, help="load images at HxW (default: the model's input)")
+    group = parser.add_argument_group("optimisation (defaults: chapter settings, or the preset's recipe)")
+    group.add_argument("--epochs", type=int)
+    group.add_argument("--batch-size", type=int)
+    group.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])
+    group.add_argument("--lr", dest="learning_rate", type=float, help="learning rate (default 0.001)")
+    group.add_argument("--lr-schedule", choices=["constant", "cosine", "onecycle"])
+    group.add_argument("--label-smoothing", type=float)
+    group.add_argument("--weight-decay", type=float)
+    group.add_argument("--augment", help="augmentation options: JSON object or .json/.toml file; 'none' to disable")
+    group.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=False,
+                       help="weight classes by inverse frequency")
+    group.add_argument("--patience", type=int, help="early stopping: epochs without val-loss improvement")
+    group.add_argument("--no-restore-best", dest="restore_best", action="store_false",
+                       help="with early stopping, keep the last weights in memory instead of the best")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"], default="default",
+                        help="tf.distribute strategy; multi-worker reads TF_CONFIG")
+    parser.add_argument("--limit", type=int, help="use at most N training and N validation samples")
+    parser.add_argument("--no-deterministic", dest="deterministic", action="store_false",
+                        help="skip tf.config.experimental.enable_op_determinism (a little faster)")
+    parser.add_argument("--quiet", action="store_true", help="no Keras progress bar or model summary")
+
+
+def config_kwargs(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    """TrainConfig keyword arguments: user's options > preset recipe > chapter defaults."""
+    from train.augment import AugmentConfig
+    from train.models import PRESETS
+
+    recipe = PRESETS.get(model, {}).get("recipe", {})
+    values: dict[str, Any] = {}
+    for key, default in DEFAULTS.items():
+        given = getattr(args, key, None)
+        values[key] = given if given is not None else recipe.get(key, default)
+    if isinstance(values["augment"], str):
+        values["augment"] = AugmentConfig.parse(values["augment"]).to_dict()
+    values["augment"] = AugmentConfig.from_dict(values["augment"]).to_dict() if values["augment"] else {}
+    if values["epochs"] < 1:
+        raise UserError("--epochs must be >= 1")
+    return dict(dataset=args.dataset, model=model, split_file=args.split_file, validation=args.validation,
+                image_size=args.image_size, class_weights=args.class_weights, patience=args.patience,
+                restore_best=args.restore_best, seed=args.seed, strategy=args.strategy, limit=args.limit,
+                deterministic=args.deterministic, verbose=0 if args.quiet else 1, **values)

@@ -1,0 +1,37 @@
+"""edgekit presets: the model presets with their parameter counts."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "presets"
+HELP = "list model presets with parameter counts (--summary for the Keras summary)"
+NEEDS = ("tensorflow",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", help="presets or spec files to show (default: all presets)")
+    parser.add_argument("--summary", action="store_true", help="print each model's Keras summary")
+    parser.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
+    parser.add_argument("--input-shape", default="32x32x3", help="HxWxC input (default 32x32x3)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.errors import UserError
+    from train.models import CHAPTER_PARAMS, PRESETS, build_model, load_spec
+
+    try:
+        shape = tuple(int(v) for v in args.input_shape.lower().split("x"))
+        assert len(shape) == 3
+    except (ValueError, AssertionError):
+        raise UserError(f"--input-shape must look like 32x32x3, got {args.input_shape!r}") from None
+    print(f"{'preset':<16} {'params':>11} {'chapter':>11}  description")
+    for name in args.names or list(PRESETS):
+        spec = load_spec(name, input_shape=shape)  # type: ignore[arg-type]
+        model = build_model(spec, args.classes)
+        chapter = CHAPTER_PARAMS.get(name)
+        chapter_text = f"{chapter:,}" if chapter and shape == (32, 32, 3) and args.classes == 10 else ""
+        print(f"{spec.name:<16} {model.count_params():>11,} {chapter_text:>11}  {spec.description}")
+        if args.summary:
+            model.summary(print_fn=lambda line, **_: print(line))
+    return 0

@@ -1,0 +1,59 @@
+"""tf.data pipelines: uint8 images in, one-hot labels (+ sample weights) out.
+
+Training: shuffle (reshuffled each epoch) -> batch -> augment (parallel map, fresh seeds
+each epoch) -> float32 -> prefetch, so augmentation overlaps with training. Evaluation: batch -> prefetch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from train.augment import AugmentConfig, augment_batch
+
+
+def _options(tf: Any) -> Any:
+    options = tf.data.Options()
+    # in-memory arrays have no files to shard: shard by element under multi-worker training
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = True
+    return options
+
+
+def train_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int, seed: int,
+                  augment: AugmentConfig | None = None, class_weight: dict[int, float] | None = None) -> Any:
+    """The training split as a tf.data.Dataset of (images uint8, one-hot labels[, weights]).
+
+    Example:
+        >>> ds = train_dataset(np.zeros((4, 8, 8, 3), np.uint8), np.arange(4), 4, 2, seed=1)
+    """
+    import tensorflow as tf
+
+    onehot = np.eye(num_classes, dtype=np.float32)[labels]
+    parts: tuple[Any, ...] = (images, onehot)
+    if class_weight:
+        weights = np.array([class_weight.get(int(c), 1.0) for c in range(num_classes)], np.float32)[labels]
+        parts = (*parts, weights)
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if augment is not None and augment.enabled:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda batch, pair: (augment_batch(batch[0], pair, augment), *batch[1:]),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _finish(tf, ds)
+
+
+def _finish(tf: Any, ds: Any) -> Any:
+    # float32 pixels (0-255; the model's Rescaling scales them): tf.distribute cannot reduce uint8 batches
+    ds = ds.map(lambda x, *rest: (tf.cast(x, tf.float32), *rest))
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(tf))
+
+
+def eval_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int) -> Any:
+    """A validation/test split: never augmented, never shuffled."""
+    import tensorflow as tf
+
+    onehot = np.eye(num_classes, dtype=np.float32)[labels]
+    return _finish(tf, tf.data.Dataset.from_tensor_slices((images, onehot)).batch(batch_size))

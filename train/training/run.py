@@ -1,0 +1,367 @@
+"""train(TrainConfig) -> RunResult: one training run, written to a run folder.
+
+Run folder (see docs/training.md): model.keras (best by validation loss), spec.json,
+history.json, history.csv, summary.json, curves.png, run.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import UserError
+from edge.preprocess import PreprocessSpec
+from train.augment import AugmentConfig
+from train.models import PRESETS, ModelSpec, build_model, load_spec
+from train.training.analysis import diagnose, plot_curves, summarize, summary_block
+from train.training.config import RunResult, TrainConfig
+from train.training.pipeline import eval_dataset, train_dataset
+
+log = logging.getLogger(__name__)
+
+
+def make_strategy(name: str) -> Any:
+    """tf.distribute strategy for "default", "mirrored" or "multi-worker" (reads TF_CONFIG)."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise UserError("--strategy multi-worker needs the TF_CONFIG environment variable "
+                            "(cluster and task): see docs/training.md")
+        try:
+            json.loads(os.environ["TF_CONFIG"])
+        except ValueError as error:
+            raise UserError(f"TF_CONFIG is not valid JSON: {error}") from error
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: Any) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Python, NumPy and TensorFlow seeds; deterministic ops on CPU (see docs for GPUs)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def resolve_split(data: Any, config: TrainConfig, out: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Train/val/test indices, and how they were chosen (for run.json)."""
+    from train.data import file_sha256
+
+    subsets = np.asarray(getattr(data, "subsets", np.array([""] * len(data.labels))))
+    if config.split_file:
+        from train.splits import load_split
+
+        split = load_split(config.split_file)
+        indices = split.indices(data)
+        info = {"split_file": str(config.split_file), "split_sha256": file_sha256(config.split_file)}
+    elif {"train", "test"} <= set(subsets.tolist()):
+        train_idx, test_idx = np.flatnonzero(subsets == "train"), np.flatnonzero(subsets == "test")
+        indices = {"train": train_idx, "val": test_idx, "test": test_idx}
+        info = {"split_file": None, "split_sha256": None,
+                "split_note": "dataset's own subsets: train on 'train', validate on 'test' (as the chapter does)"}
+    else:
+        from train.splits import make_split
+
+        split = make_split(data)
+        split_path = out / "split.json"
+        out.mkdir(parents=True, exist_ok=True)
+        split.save(split_path)
+        indices = split.indices(data)
+        info = {"split_file": str(split_path), "split_sha256": file_sha256(split_path),
+                "split_note": "no split file given: made one (group hash, 70/15/15) and saved it in the run folder"}
+    indices = {k: np.asarray(v, np.int64) for k, v in indices.items()}
+    if config.validation == "test":
+        indices["val"] = indices["test"]
+    if config.limit:
+        rng = np.random.default_rng(0)
+        indices = {k: np.sort(rng.permutation(v)[: config.limit]) for k, v in indices.items()}
+    for key in ("train", "val"):
+        if len(indices.get(key, [])) == 0:
+            raise UserError(f"the {key} split is empty: use a bigger dataset or another split file")
+    return indices, info
+
+
+def _optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
+    import keras
+
+    lr: Any = config.learning_rate
+    total = max(1, steps_per_epoch * config.epochs)
+    if config.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total, alpha=0.01)
+    elif config.lr_schedule == "onecycle":  # linear warm-up for 30% of the steps, then cosine to ~0
+        warmup = max(1, int(0.3 * total))
+        lr = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate / 25, decay_steps=max(1, total - warmup), alpha=1e-3,
+            warmup_target=config.learning_rate, warmup_steps=warmup)
+    kwargs: dict[str, Any] = {"learning_rate": lr}
+    if config.weight_decay and config.optimizer != "adam":
+        kwargs["weight_decay"] = config.weight_decay
+    return {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+            "sgd": lambda **kw: keras.optimizers.SGD(momentum=0.9, nesterov=True, **kw),
+            "rmsprop": keras.optimizers.RMSprop}[config.optimizer](**kwargs)
+
+
+class _Recorder:
+    """Keras callbacks of a run: history of every finished epoch, and the NaN guard."""
+
+    def __init__(self) -> None:
+        import keras
+
+        recorder = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                recorder.epoch = epoch
+
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                loss = (logs or {}).get("loss")
+                if loss is not None and not math.isfinite(float(loss)):
+                    recorder.nan_at = (recorder.epoch + 1, batch + 1)
+                    self.model.stop_training = True
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                for key, value in (logs or {}).items():
+                    if key == "learning_rate":
+                        continue
+                    recorder.history.setdefault(key, []).append(float(value))
+
+        self.callback = Callback()
+        self.history: dict[str, list[float]] = {}
+        self.epoch = 0
+        self.nan_at: tuple[int, int] | None = None
+
+
+def _spec_for(config: TrainConfig) -> ModelSpec:
+    if config.init_model:
+        sibling = Path(config.init_model).parent / "spec.json"
+        if sibling.exists():
+            return load_spec(sibling)
+    return load_spec(config.model)
+
+
+def _load_init_model(path: str, num_classes: int) -> Any:
+    import keras
+
+    if not Path(path).is_file():
+        raise UserError(f"init model {path} does not exist: give a model.keras from an earlier run")
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a bad file
+        raise UserError(f"cannot load init model {path}: {error}") from error
+    if int(model.output_shape[-1]) != num_classes:
+        raise UserError(f"init model {path} has {model.output_shape[-1]} outputs but the dataset has "
+                        f"{num_classes} classes: fine-tuning needs the same classes")
+    return model
+
+
+def _prepare_multi_worker(model: Any, strategy: Any, train_ds: Any) -> None:
+    """Work around Keras 3 + MultiWorkerMirroredStrategy: Keras' symbolic build reduces a whole
+    distributed (x, y) batch with one collective call, which the collective strategy rejects.
+    Build optimizer and metrics here from one local batch instead, then let fit() skip that step
+    (fit still runs under the strategy's scope, so training stays distributed). Keras also
+    reduces the logged scalar metrics with axis=0, which this strategy rejects: those are
+    averaged over workers here instead."""
+    batch = next(iter(train_ds))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._distribute_strategy = None
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    if not getattr(tf_trainer.reduce_per_replica, "edgekit_patched", False):
+        import tensorflow as tf
+
+        def reduce_scalars_too(values: Any, strategy: Any, reduction: str) -> Any:
+            # Keras reduces with axis=0, which fails for the scalar losses/metrics it logs
+            if reduction == "auto" and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+            return original(values, strategy, reduction)
+
+        original = tf_trainer.reduce_per_replica
+        reduce_scalars_too.edgekit_patched = True  # type: ignore[attr-defined]
+        tf_trainer.reduce_per_replica = reduce_scalars_too
+
+
+def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None = None) -> RunResult:
+    """Train one model and write its run folder.
+
+    Args:
+        config: what to train (TrainConfig).
+        dataset: an already loaded train.data.Dataset (else config.dataset is loaded).
+        callbacks: extra Keras callbacks.
+
+    Example:
+        >>> result = train(TrainConfig(dataset="synthetic:n=400", model="baseline", epochs=2, out="runs/x"))
+        >>> result.summary["max_val_accuracy"]  # doctest: +SKIP
+    """
+    strategy = make_strategy(config.strategy)  # first: multi-worker must start before other TF work
+    import keras
+
+    seed_everything(config.seed, config.deterministic)
+    chief = is_chief(strategy)
+    out = Path(config.out) if chief else Path(tempfile.mkdtemp(prefix="edgekit-worker-"))
+    spec = _spec_for(config)
+    if dataset is None:
+        from train.data import load_dataset
+
+        dataset = load_dataset(config.dataset, image_size=config.image_size or spec.input_shape[:2])
+    images, labels = dataset.images, np.asarray(dataset.labels, np.int64)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise UserError(f"dataset images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
+    class_names = list(dataset.class_names)
+    num_classes = len(class_names)
+    spec = spec.with_input_shape(tuple(images.shape[1:]))
+    indices, split_info = resolve_split(dataset, config, out)
+    out.mkdir(parents=True, exist_ok=True)
+    augment = AugmentConfig.from_dict(config.augment)
+    class_weight = None
+    if config.class_weights:
+        from train.splits import class_weights
+
+        class_weight = class_weights(labels[indices["train"]], num_classes)
+    train_ds = train_dataset(images[indices["train"]], labels[indices["train"]], num_classes,
+                             config.batch_size, config.seed, augment, class_weight)
+    val_ds = eval_dataset(images[indices["val"]], labels[indices["val"]], num_classes, config.batch_size)
+    steps = math.ceil(len(indices["train"]) / config.batch_size)
+
+    with strategy.scope():
+        model = (_load_init_model(config.init_model, num_classes) if config.init_model
+                 else build_model(spec, num_classes))
+        model.compile(optimizer=_optimizer(config, steps),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    if chief and config.verbose:
+        model.summary(print_fn=lambda line, **_: print(line))
+
+    recorder = _Recorder()
+    model_path = out / "model.keras"
+    if model_path.exists():
+        model_path.unlink()  # never leave an older run's model next to this run's history
+    fit_callbacks = [recorder.callback,
+                     keras.callbacks.ModelCheckpoint(str(model_path), monitor="val_loss", save_best_only=True)]
+    if config.patience:
+        fit_callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=config.restore_best))
+    fit_callbacks += list(callbacks or [])
+
+    if config.strategy == "multi-worker":
+        _prepare_multi_worker(model, strategy, train_ds)
+    status, message = "completed", ""
+    start = time.perf_counter()
+    try:
+        with strategy.scope():
+                model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=fit_callbacks,
+                      shuffle=False, verbose=config.verbose)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        message = (f"stopped by Ctrl-C after {len(recorder.history.get('loss', []))} finished epoch(s); "
+                   + ("best model so far kept in " + str(model_path) if model_path.exists()
+                      else "no epoch finished, so no model was saved"))
+    training_time = time.perf_counter() - start
+    if recorder.nan_at:
+        epoch, batch = recorder.nan_at
+        status = "nan"
+        message = (f"loss became NaN at epoch {epoch}, batch {batch}: training stopped. "
+                   + (f"{model_path} keeps the last good checkpoint (best validation loss before it). "
+                      if model_path.exists() else "No epoch had finished, so no model was saved. ")
+                   + "Lower the learning rate (--lr) or check the data.")
+    elif status == "completed" and len(recorder.history.get("loss", [])) < config.epochs:
+        status = "early-stopped"
+
+    history = recorder.history
+    summary = summarize(history, training_time, model.count_params())
+    summary["diagnosis"] = diagnose(history, num_classes)
+    summary["status"] = status
+    for key in ("val_loss", "val_accuracy"):
+        if history.get(key):
+            summary[f"final_{key}"] = history[key][-1]
+    if chief and status != "interrupted" and model_path.exists() and config.validation == "val" \
+            and len(indices.get("test", [])) and not np.array_equal(indices["test"], indices["val"]):
+        best = keras.models.load_model(model_path, safe_mode=True)
+        test_loss, test_acc = best.evaluate(
+            eval_dataset(images[indices["test"]], labels[indices["test"]], num_classes, config.batch_size), verbose=0)
+        summary.update(test_loss=float(test_loss), test_accuracy=float(test_acc))
+
+    if chief:
+        _write_run_folder(out, config, spec, history, summary, dataset, class_names, split_info, indices)
+        if config.verbose:
+            print(summary_block(summary))
+            print(f"Fit: {summary['diagnosis']['verdict']} - {summary['diagnosis']['detail']}")
+            if message:
+                print(message)
+    if not chief:  # a non-chief worker's copy of the run is not needed
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+    return RunResult(out=out, status=status, summary=summary, history=history, message=message)
+
+
+def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: dict[str, list[float]],
+                      summary: dict[str, Any], dataset: Any, class_names: list[str],
+                      split_info: dict[str, Any], indices: dict[str, np.ndarray]) -> None:
+    import keras
+    import tensorflow as tf
+
+    from train.data import file_sha256
+
+    (out / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    with open(out / "history.csv", "w", newline="") as handle:
+        keys = list(history)
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", *keys])
+        for epoch in range(len(history.get("loss", []))):
+            writer.writerow([epoch + 1, *(history[k][epoch] if epoch < len(history[k]) else "" for k in keys)])
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if history.get("loss"):
+        plot_curves(history, out / "curves.png", best_epoch=summary.get("best_epoch"),
+                    title=f"{spec.name}: {summary['diagnosis']['verdict']}")
+    ref_path = Path(config.dataset) if config.dataset else None
+    preprocess = getattr(dataset, "preprocess", None) or PreprocessSpec(
+        input_size=spec.input_shape[:2], color="rgb" if spec.input_shape[2] == 3 else "gray")
+    labels = np.asarray(dataset.labels)
+    run = {
+        "dataset": config.dataset,
+        "dataset_sha256": file_sha256(ref_path) if ref_path and ref_path.is_file() else None,
+        **split_info,
+        "split_sizes": {k: int(len(v)) for k, v in indices.items()},
+        "class_names": class_names,
+        "training_distribution": {name: float(np.mean(labels[indices["train"]] == i))
+                                  for i, name in enumerate(class_names)},
+        "preprocess": preprocess.to_dict(),
+        "model_name": spec.name,
+        "preset": config.model if config.model in PRESETS and not config.init_model else None,
+        "seed": config.seed, "epochs": config.epochs, "batch_size": config.batch_size,
+        "parent_model": config.init_model,
+        "status": summary["status"],
+        "config": config.to_dict(),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                     "python": platform.python_version(), "machine": platform.machine()},
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
