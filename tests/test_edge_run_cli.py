@@ -93,3 +93,30 @@ def test_corrupt_bundle_refuses_to_start_with_one_line(bundle, tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("edgekit run: error: model.tflite in")
     assert "checksum" in result.stderr
+
+
+def test_service_install_writes_a_unit_that_restarts_on_failure(bundle, tmp_path):
+    config = tmp_path / "car.toml"
+    config.write_text(f'bundle = "{bundle}"\nsource = "picamera2"\nquiet = true\n')
+    unit = tmp_path / "units" / "edgekit.service"
+    result = run_edgekit("service", "install", "--config", str(config), "--output", str(unit), "--user", "pi",
+                         check=True)
+    text = unit.read_text()
+    assert "Restart=on-failure" in text and "User=pi" in text
+    assert f"WorkingDirectory={tmp_path}" in text
+    assert f"run --config {config}" in text
+    assert "systemctl enable --now edgekit.service" in result.stdout
+    config.write_text('bundle = "b"\nsourse = "picamera2"\n')
+    bad = run_edgekit("service", "install", "--config", str(config), "--output", str(unit))
+    assert bad.returncode != 0 and "unknown setting 'sourse'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bench_device_reports_every_figure(bundle):
+    result = run_edgekit("bench-device", "--bundle", str(bundle), "--size", "96x72", "--max-threads", "2",
+                         "--frames", "30", "--json", check=True, timeout=120)
+    report = json.loads(result.stdout)
+    assert [row["threads"] for row in report["invoke"]] == [1, 2]
+    assert all(row["p50_ms"] > 0 for row in report["invoke"])
+    assert report["preprocess"]["p50_ms"] > 0 and report["frame"] == [72, 96, 3]
+    assert report["end_to_end"]["frames"] == 30 and report["end_to_end"]["fps"] > 0
+    assert 10 < report["peak_rss_mb"] < 2000 and 0 < report["start_to_first_result_s"] < 60
