@@ -297,6 +297,8 @@ class Registry:
             if keras_model is not None:
                 record["keras_sha256"] = sha256_file(staging / "model.keras")
             write_json_atomic(staging / "lineage.json", record)
+            if isinstance(record.get("spec"), dict):  # fine-tuning finds the spec next to model.keras
+                write_json_atomic(staging / "spec.json", record["spec"])
             write_json_atomic(staging / "metrics.json", dict(metrics or {}))
             version = self._claim(folder, staging)
         except BaseException:

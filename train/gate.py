@@ -1,0 +1,99 @@
+"""Candidate vs production, both as TFLite with the car's interpreter, and the promotion gate.
+
+The gate promotes a candidate only if, on every evaluated split, it is not worse
+overall by more than `max_drop` points, not worse on any class by more than
+`max_class_drop` points, and not worse at all on a critical class (e.g. "red").
+
+Example:
+    >>> cand = evaluate_bundle(Path("cand/bundle"), images, labels)
+    >>> prod = evaluate_bundle(Path("models/signals/v0001/bundle"), images, labels)
+    >>> decide({"val": (cand, prod)}, GateRules(max_drop=0.5, critical=["red"])).promote
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import open_bundle
+from edge.interpreter import TFLiteModel
+
+
+@dataclass
+class Evaluation:
+    """Accuracy (percent) overall and per class, with the confusion matrix (rows = truth)."""
+
+    accuracy: float
+    per_class: dict[str, float | None]
+    counts: dict[str, int]
+    confusion: list[list[int]]
+    images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GateRules:
+    max_drop: float = 1.0
+    max_class_drop: float = 3.0
+    critical: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GateDecision:
+    promote: bool
+    reasons: list[str]
+    deltas: dict[str, dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(predicted: np.ndarray, labels: np.ndarray, class_names: list[str]) -> Evaluation:
+    n = len(class_names)
+    matrix = np.bincount(labels * n + predicted, minlength=n * n).reshape(n, n)
+    totals = matrix.sum(axis=1)
+    per_class = {name: (round(float(matrix[i, i] / totals[i] * 100), 4) if totals[i] else None)
+                 for i, name in enumerate(class_names)}
+    accuracy = float((predicted == labels).mean() * 100) if len(labels) else float("nan")
+    return Evaluation(round(accuracy, 4), per_class, {c: int(t) for c, t in zip(class_names, totals, strict=True)},
+                      matrix.tolist(), int(len(labels)))
+
+
+def evaluate_bundle(bundle_path: Path, images: np.ndarray, labels: np.ndarray) -> Evaluation:
+    """Run a bundle's TFLite model (this machine's interpreter, as on the car) over model inputs."""
+    bundle = open_bundle(bundle_path, verify=True)
+    model = TFLiteModel(bundle.model_path)
+    predicted = np.asarray([int(np.argmax(model.predict(x))) for x in images], np.int64)
+    return evaluate(predicted, np.asarray(labels, np.int64), bundle.labels)
+
+
+def decide(results: dict[str, tuple[Evaluation, Evaluation | None]], rules: GateRules) -> GateDecision:
+    """The gate over every split: results[split] = (candidate, production or None)."""
+    reasons: list[str] = []
+    deltas: dict[str, dict[str, Any]] = {}
+    for split, (candidate, production) in results.items():
+        if production is None:
+            deltas[split] = {"overall": None, "per_class": {}}
+            continue
+        overall = round(candidate.accuracy - production.accuracy, 4)
+        per_class = {name: (None if candidate.per_class[name] is None or production.per_class.get(name) is None
+                            else round(candidate.per_class[name] - production.per_class[name], 4))
+                     for name in candidate.per_class}
+        deltas[split] = {"overall": overall, "per_class": per_class}
+        if overall < -rules.max_drop:
+            reasons.append(f"{split}: overall accuracy {production.accuracy:.2f}% -> {candidate.accuracy:.2f}% "
+                           f"({overall:+.2f} pt, allowed -{rules.max_drop:g})")
+        for name, delta in per_class.items():
+            if delta is None:
+                continue
+            limit = 0.0 if name in rules.critical else rules.max_class_drop
+            if delta < -limit:
+                kind = "critical class" if name in rules.critical else "class"
+                reasons.append(f"{split}: {kind} {name!r} {production.per_class[name]:.2f}% -> "
+                               f"{candidate.per_class[name]:.2f}% ({delta:+.2f} pt, allowed -{limit:g})")
+    return GateDecision(promote=not reasons, reasons=reasons, deltas=deltas)
