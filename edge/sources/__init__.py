@@ -7,7 +7,7 @@ Source strings:
     "... ! appsink"        a GStreamer pipeline, via OpenCV
     path/to/video.mp4      a video file (every frame, or real time with --realtime)
     path/to/folder/        an image folder, sorted by name
-    synthetic[:seed=1,frames=300,fps=30]  a generated drive (edge.synthetic.drive)
+    synthetic[:seed=1,frames=300,fps=30,conditions=night=0.5;fog=0.2]  a generated drive
 
 Example:
     >>> source = make_source("synthetic:seed=1,frames=10", SourceOptions(size=(320, 240)))
@@ -63,14 +63,20 @@ def _parse_params(text: str, kind: str) -> dict[str, str]:
 def _synthetic(params: dict[str, str], options: SourceOptions) -> Source:
     from edge.sources.synthetic import SyntheticSource
 
-    known = {"seed", "frames", "fps"}
-    extra = {k: v for k, v in params.items() if k not in known}
+    unknown = set(params) - {"seed", "frames", "fps", "conditions"}
+    if unknown:
+        raise UserError(f"unknown synthetic source option(s) {sorted(unknown)}: use seed, frames, fps, conditions")
     try:
         seed = int(params.get("seed", 0))
         frames = int(params["frames"]) if "frames" in params else None
         fps = float(params.get("fps", options.fps))
     except ValueError as error:
         raise UserError(f"bad synthetic source option: {error}; e.g. synthetic:seed=1,frames=300") from error
+    extra = {}
+    if "conditions" in params:
+        from edge.synthetic import Conditions
+
+        extra["conditions"] = Conditions.parse(params["conditions"])  # e.g. night, or night=0.5;fog=0.2
     return SyntheticSource(size=options.size, seed=seed, fps=fps, frames=frames, **extra)
 
 
