@@ -125,3 +125,17 @@ def test_user_mistakes_are_one_line_errors(args, message, tmp_path):
 def test_bad_option_is_a_usage_error_not_a_traceback(tmp_path):
     result = run_edgekit("split", "synthetic", "--out", "x.json", "--method", "random", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "invalid choice" in result.stderr
+
+
+def test_host_command_in_device_env_names_the_extra(tmp_path):
+    from edge.cli import discover_commands
+    from tests.conftest import DEVICE_PYTHON
+
+    if not DEVICE_PYTHON.exists():
+        pytest.skip("the device-only venv (.venv-device) was not built; run `make device-env`")
+    needs_tf = [name for name, module in discover_commands().items() if "tensorflow" in getattr(module, "NEEDS", ())]
+    if "train" not in needs_tf:
+        pytest.skip("no host command declares NEEDS=('tensorflow',) yet")
+    result = run_edgekit("train", "synthetic:n=40", "--out", str(tmp_path / "run"), python=DEVICE_PYTHON)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "host extra" in result.stderr and "Traceback" not in result.stderr
