@@ -122,3 +122,14 @@ def test_toml_config_and_command_line_overrides(tmp_path):
         load_config(path)
     with pytest.raises(UserError, match="either duration or frames"):
         load_config(None, {"bundle": "b", "source": "s", "duration": 1, "frames": 2})
+
+
+def test_realtime_paces_a_file_source_to_its_frame_rate(bundle):
+    import time
+
+    started = time.monotonic()
+    runtime = Runtime(_config(bundle, source="synthetic:seed=1,frames=12,fps=20", realtime=True), output=None)
+    results = list(runtime.results())
+    assert time.monotonic() - started >= 11 / 20  # paced: 12 frames at 20 fps take at least 0.55 s
+    assert results and runtime.capture.latest_only
+    assert len(results) + runtime.capture.skipped == 12  # every frame either processed or counted

@@ -40,7 +40,8 @@ class CaptureThread:
         source: the (reopening) source.
         spec: returns the preprocessing spec of the model currently running.
         latest_only: keep only the newest frame (cameras, --realtime).
-        pace_fps: for file sources with --realtime, release frames at this rate.
+        pace: release frames at the source's frame rate (file sources with --realtime;
+            30 fps when the file does not say).
         depth: queue length when every frame is kept.
 
     Example:
@@ -49,11 +50,11 @@ class CaptureThread:
     """
 
     def __init__(self, source: ResilientSource, spec: Callable[[], PreprocessSpec], latest_only: bool,
-                 pace_fps: float | None = None, depth: int = 2) -> None:
+                 pace: bool = False, depth: int = 2) -> None:
         self.source = source
         self.spec = spec
         self.latest_only = latest_only
-        self.pace_fps = pace_fps
+        self.pace = pace
         self.depth = depth
         self.skipped = 0
         self.captured = 0
@@ -71,11 +72,14 @@ class CaptureThread:
         try:
             started = time.monotonic()
             while not self._stop.is_set():
-                if self.pace_fps:
-                    self._stop.wait(max(0.0, started + self.captured / self.pace_fps - time.monotonic()))
+                if self.pace and self.captured:
+                    due = started + self.captured / (self.source.fps or 30.0)
+                    self._stop.wait(max(0.0, due - time.monotonic()))
                 frame = self.source.read()
                 if frame is None:
                     break
+                if self.pace and not self.captured:
+                    started = time.monotonic()
                 spec = self.spec()
                 t0 = time.perf_counter()
                 model_input = preprocess(frame.image, spec)

@@ -76,9 +76,9 @@ class Runtime:
                                      config.watch_interval)
         self.source = ResilientSource(self._make_source(), Backoff(config.max_failures, config.backoff,
                                                                   config.backoff_max), self.stop_event)
-        live = self.source.live or config.realtime
-        pace = self.source.fps if (config.realtime and not self.source.live) else None
-        self.capture = CaptureThread(self.source, lambda: self.current.spec, latest_only=live, pace_fps=pace)
+        self.capture = CaptureThread(self.source, lambda: self.current.spec,
+                                     latest_only=self.source.live or config.realtime,
+                                     pace=config.realtime and not self.source.live)
         self._started = False
 
     def _make_source(self):
