@@ -70,7 +70,7 @@ def naive_loop(bundle_path: Path, video: Path, threads: int, jpeg_dir: Path) -> 
         probabilities = model.predict(preprocess(rgb, spec))  # set_tensor, invoke, get_tensor
         best = int(np.argmax(probabilities))
         print(json.dumps({"frame": index, "label": labels[best], "confidence": float(probabilities[best]),
-                          "latency_ms": (time.monotonic() - captured) * 1000}))
+                          "latency_ms": (time.monotonic() - captured) * 1000}), flush=True)
         if index % 10 == 0:
             cv2.imwrite(str(jpeg_dir / f"{index:08d}.jpg"), bgr)
         index += 1

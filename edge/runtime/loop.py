@@ -118,6 +118,7 @@ class Runtime:
             self.on_result(item.frame, result)
         if self.output is not None:
             self.output.write(json.dumps(result.to_json_dict(), separators=(",", ":")) + "\n")
+            self.output.flush()  # a reader on a pipe gets each result now, not a block later
 
     def results(self) -> Iterator[Result]:
         """Run until the source ends, a limit is reached or `stop()`; yield every result."""
