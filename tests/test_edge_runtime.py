@@ -133,3 +133,21 @@ def test_realtime_paces_a_file_source_to_its_frame_rate(bundle):
     assert time.monotonic() - started >= 11 / 20  # paced: 12 frames at 20 fps take at least 0.55 s
     assert results and runtime.capture.latest_only
     assert len(results) + runtime.capture.skipped == 12  # every frame either processed or counted
+
+
+def test_runtime_on_the_pi_camera_uses_the_lores_stream(bundle, monkeypatch):
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fakes"))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    import picamera2
+
+    picamera2.reset()
+    runtime = Runtime(_config(bundle, source="picamera2", size="640x480", frames=5), output=None)
+    results = list(runtime.results())
+    assert len(results) == 5 and runtime.capture.latest_only
+    config = next(event[1] for event in picamera2.EVENTS if event[0] == "configure")
+    assert config["lores"]["size"][0] < 640  # the ISP scales, not the CPU
+    assert ("capture_array", "lores") in picamera2.EVENTS
+    assert picamera2.EVENTS[-1] == ("close",)  # closed when the run ends
+    picamera2.reset()
