@@ -14,7 +14,6 @@ import pytest
 from edge.bundle import BundleError, file_sha256, open_bundle, self_test, verify_bundle
 from edge.interpreter import TFLiteModel
 from tests.conftest import DEVICE_PYTHON, run_edgekit
-from tests.convert_helpers import bundles_fixture, tiny_fixture  # noqa: F401 - session fixtures
 
 
 def _copy(bundle: Path, tmp_path: Path) -> Path:

@@ -17,7 +17,7 @@ from edge.bundle import open_bundle
 from edge.errors import UserError
 from edge.interpreter import TFLiteModel
 from tests.conftest import run_edgekit
-from tests.convert_helpers import CLASS_NAMES, bundles_fixture, make_model, tiny_fixture  # noqa: F401
+from tests.convert_helpers import CLASS_NAMES, make_model
 
 
 def _no_leftovers(folder: Path) -> list[str]:
@@ -154,3 +154,22 @@ def test_manifest_is_plain_json(bundles):
     manifest = json.loads(text)
     assert set(manifest["files"]) == {"model.tflite", "golden.npz"}
     assert manifest["lineage"]["dataset"].endswith("data.npz")
+
+
+def test_run_folder_source(tiny, tmp_path):
+    run = tmp_path / "runs" / "colours"
+    run.mkdir(parents=True)
+    (run / "model.keras").write_bytes(tiny["model"].read_bytes())
+    spec = {"input_size": [16, 16], "roi": [0, 0, 1, 1], "resize": "stretch", "interpolation": "area", "color": "rgb"}
+    (run / "run.json").write_text(json.dumps({
+        "dataset": str(tiny["data"]), "dataset_sha256": "d" * 64, "split_file": None, "class_names": CLASS_NAMES,
+        "preprocess": spec, "model_name": "colour-net", "preset": "tiny", "seed": 3, "parent_model": None}))
+    result = run_edgekit("convert", str(run), "--rep-size", "60", "--split", "test", "--latency-runs", "5",
+                         "--version", "7", "--archive")
+    assert result.returncode == 0, result.stderr
+    assert "accuracy on test (96 images)" in result.stdout
+    bundle = open_bundle(run / "bundles" / "int8.tar.gz")
+    assert (bundle.name, bundle.version, bundle.labels) == ("colour-net", "7", CLASS_NAMES)
+    lineage = bundle.manifest["lineage"]
+    assert lineage["run_folder"] == str(run) and lineage["dataset_sha256"] == "d" * 64
+    assert lineage["run"] == {"preset": "tiny", "seed": 3}

@@ -6,7 +6,6 @@ import pytest
 
 from convert.pipeline import ConvertOptions, convert
 from tests.conftest import DEVICE_PYTHON, PI_PYTHON, run_edgekit
-from tests.convert_helpers import bundles_fixture, tiny_fixture  # noqa: F401 - session fixtures
 
 needs_pi_env = pytest.mark.skipif(
     not PI_PYTHON.exists(),
