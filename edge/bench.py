@@ -222,8 +222,13 @@ def main(argv: list[str] | None = None) -> int:
         for bundle in args.bundle:
             print(f"benchmarking {bundle} ...", flush=True)
             rows.append(bench_bundle(bundle, video, args.frames, args.threads, work, args.rounds))
+        from edge.samplelog import bench as samplelog_bench  # the sample log's section (H5)
+
+        print("benchmarking the sample log ...", flush=True)
+        log_rows = samplelog_bench.bench_samplelog(args.bundle[0], video, args.frames, args.threads, work, args.rounds)
     text = report(rows, args.frames, args.threads, args.rounds,
                   "python -m edge.bench " + " ".join(argv))
+    text += "\n" + samplelog_bench.report(log_rows, args.frames, args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -225,7 +225,8 @@ class SampleLogger:
     # --- Part ------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        stats = {"logged": self.written, "log_dropped": self.dropped, "log_queue": self._queue.qsize(),
+        stats = {"logged": self.written, "log_enqueued": self.enqueued, "log_dropped": self.dropped,
+                 "log_queue": self._queue.qsize(), "log_write_per_s": round(self.write_throughput(), 1),
                  "log_lost": self.lost_disk, "log_full": self.skipped_full, "evicted": self.evicted,
                  "rate_limited": self.engine.rate_limited,
                  "store_mb": round(self.store.total_bytes / 1e6, 2)}
