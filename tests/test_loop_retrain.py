@@ -1,0 +1,56 @@
+"""`retrain` end to end on a tiny synthetic set: fine-tune from production, int8, gate, register, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_edgekit
+from train.data import load_dataset
+from train.gate import GateRules
+from train.registry import Registry
+from train.retrain import RetrainOptions, retrain
+from train.splits import make_split
+
+SPEC = {"name": "tiny", "input_shape": [16, 16, 3],
+        "layers": [{"type": "conv", "filters": 4, "kernel": 3, "activation": "relu"},
+                   {"type": "maxpool"}, {"type": "flatten"}]}
+
+
+@pytest.mark.slow
+def test_retrain_fine_tunes_gates_registers_and_reports(tmp_path):
+    from convert.pipeline import ConvertOptions, convert
+    from train.training import TrainConfig, train
+
+    data = tmp_path / "data.npz"
+    dataset = load_dataset("synthetic:n=240,size=16x16")
+    dataset.save(data)
+    split = tmp_path / "split.json"
+    make_split(dataset).save(split)
+    (tmp_path / "tiny.json").write_text(json.dumps(SPEC))
+    first = tmp_path / "runs" / "first"
+    train(TrainConfig(dataset=str(data), split_file=str(split), model=str(tmp_path / "tiny.json"),
+                      out=str(first), epochs=1, verbose=0))
+    convert(ConvertOptions(source=first, modes=["int8"], out=first / "bundle", name="signals", version="v0001",
+                           max_drop=100, max_class_drop=100, latency_runs=5, rep_size=50))
+    models = tmp_path / "models"
+    run_edgekit("models", "--registry", str(models), "register", str(first / "bundle"), "--name", "signals",
+                "--run", str(first), "--promote", check=True)
+
+    # a gate no candidate can pass (it would have to gain 100 points): registered, not promoted
+    result = retrain(RetrainOptions(data=str(data), split_file=str(split), registry=str(models),
+                                    out=str(tmp_path / "runs" / "second"), epochs=1,
+                                    max_convert_drop=100, max_convert_class_drop=100,
+                                    rules=GateRules(max_drop=-100, critical=["red"])))
+    registry = Registry(models)
+    assert result.version == "v0002" and not result.promoted and not result.decision.promote
+    assert registry.production("signals").version == "v0001"
+    entry = registry.get("signals", "v0002")
+    assert entry.parent == "v0001" and entry.lineage["fine_tuned"] is True
+    assert entry.metrics["gate"]["promote"] is False
+    val = entry.metrics["evaluations"]["val"]
+    assert val["candidate"]["images"] == val["production"]["images"] > 0  # same split for both
+    report = result.report.read_text()
+    assert "REJECTED" in report and "| red |" in report
+    assert (result.report.parent / "val.png").stat().st_size > 1000

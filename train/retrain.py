@@ -1,0 +1,203 @@
+"""Retrain and decide: fine-tune from production, convert to int8 with the converter's gates,
+compare candidate and production as TFLite on the same splits, gate, register, report.
+
+Example:
+    >>> result = retrain(RetrainOptions(data="data/field.npz", split_file="splits/field.json",
+    ...                                 registry="models", name="signals", critical=["red"]))
+    >>> result.decision.promote, result.report
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import open_bundle
+from edge.errors import UserError
+from train.gate import Evaluation, GateDecision, GateRules, decide, evaluate_bundle
+from train.registry import Registry, format_version
+
+log = logging.getLogger(__name__)
+EVAL_SPLITS = ("val", "fresh_test")
+
+
+@dataclass
+class RetrainOptions:
+    """What `edgekit retrain` can be told (see its --help)."""
+
+    data: str
+    split_file: str
+    name: str | None = None
+    registry: str | None = None
+    out: str | None = None
+    from_scratch: bool = False
+    model: str = "baseline"
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float | None = None
+    seed: int = 1
+    rules: GateRules = field(default_factory=GateRules)
+    promote: bool = True
+    max_convert_drop: float = 1.0
+    max_convert_class_drop: float = 3.0
+    rep_size: int = 300
+    verbose: int = 0
+
+
+@dataclass
+class RetrainResult:
+    run_dir: Path
+    version: str
+    decision: GateDecision
+    evaluations: dict[str, dict[str, Any]]
+    promoted: bool
+    report: Path
+
+
+def retrain(options: RetrainOptions) -> RetrainResult:
+    """Train a candidate, convert it, evaluate it against production, gate, register, report."""
+    from convert.data import load_split_data
+    from convert.pipeline import ConvertOptions, convert
+    from train.training import TrainConfig, train
+
+    registry = Registry(options.registry)
+    name = options.name or registry.default_name(None)
+    production = registry.production(name)
+    parent_keras = production.keras_path if production else None
+    if not options.from_scratch and production is not None and parent_keras is None:
+        raise UserError(f"production {name} {production.version} has no model.keras to fine-tune from: "
+                        "use --from-scratch")
+    fine_tune = not options.from_scratch and parent_keras is not None
+    out = Path(options.out or f"runs/retrain-{time.strftime('%Y%m%d-%H%M%S')}")
+    version = format_version((registry.latest(name).number if registry.latest(name) else 0) + 1)
+
+    log.info("train: %s from %s", "fine-tune" if fine_tune else "from scratch",
+             production.version if fine_tune else options.model)
+    run = train(TrainConfig(
+        dataset=options.data, split_file=options.split_file, model=options.model, out=str(out),
+        epochs=options.epochs, batch_size=options.batch_size, seed=options.seed,
+        learning_rate=options.learning_rate or (3e-4 if fine_tune else 1e-3),
+        init_model=str(parent_keras) if fine_tune else None, verbose=options.verbose,
+    ))
+    if run.status not in ("completed", "early-stopped"):
+        raise UserError(f"training {run.status}: {run.message or 'see ' + str(out)}")
+
+    log.info("convert: int8 with the converter's gates")
+    data = load_split_data(options.data, Path(options.split_file), None)
+    converted = convert(ConvertOptions(
+        source=out, modes=["int8"], out=out / "bundle", overwrite=True, name=name, version=version,
+        rep_size=max(1, min(options.rep_size, len(data.labels("train")))),
+        max_drop=options.max_convert_drop, max_class_drop=options.max_convert_class_drop,
+    ))[0]
+    if not converted.ok or converted.bundle is None:
+        raise UserError("the int8 conversion failed its gates: " + "; ".join(converted.gate_failures))
+    candidate_bundle = Path(converted.bundle)
+
+    spec = open_bundle(candidate_bundle).preprocess
+    evaluations: dict[str, dict[str, Any]] = {}
+    results: dict[str, tuple[Evaluation, Evaluation | None]] = {}
+    for split in EVAL_SPLITS:
+        if split not in data.indices or len(data.indices[split]) == 0:
+            continue
+        images, labels = data.images(split, spec), data.labels(split)
+        cand = evaluate_bundle(candidate_bundle, images, labels)
+        prod = evaluate_bundle(production.bundle_path, images, labels) if production else None
+        results[split] = (cand, prod)
+        evaluations[split] = {"candidate": cand.to_dict(), "production": prod.to_dict() if prod else None}
+    if not results:
+        raise UserError(f"{options.split_file} has no val or fresh_test samples to evaluate on")
+    decision = decide(results, options.rules)
+
+    run_info = json.loads((out / "run.json").read_text())
+    entry = registry.register(
+        name, candidate_bundle, keras_model=out / "model.keras",
+        metrics={**run.summary, "evaluations": evaluations, "gate": decision.to_dict(),
+                 "val_accuracy": results.get("val", next(iter(results.values())))[0].accuracy / 100},
+        lineage={"dataset": options.data, "dataset_sha256": run_info.get("dataset_sha256"),
+                 "split_file": options.split_file, "split_sha256": run_info.get("split_sha256"),
+                 "run_dir": str(out.resolve()), "fine_tuned": fine_tune,
+                 "spec": _read_json(out / "spec.json")},
+        parent=production.version if production else "",
+    )
+    promoted = False
+    if decision.promote and options.promote:
+        registry.promote(name, entry.version, reason="retrain gate passed")
+        promoted = True
+    report = write_report(out / "report", entry.version, production.version if production else None,
+                          results, decision, promoted, data, out)
+    return RetrainResult(out, entry.version, decision, evaluations, promoted, report)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_report(folder: Path, version: str, production: str | None,
+                 results: dict[str, tuple[Evaluation, Evaluation | None]], decision: GateDecision,
+                 promoted: bool, data: Any, run_dir: Path) -> Path:
+    """report.md + confusion/delta PNGs; returns the Markdown path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = list(data.class_names)
+    lines = [f"# Retrain report: candidate {version} vs production {production or 'none'}", ""]
+    verdict = "PROMOTED" if promoted else ("passed the gate (not promoted)" if decision.promote else "REJECTED")
+    lines += [f"**Decision: {verdict}**", ""]
+    lines += [f"- {r}" for r in decision.reasons] or ["- every split within the margins"]
+    lines += ["", "## Data", "", "| split | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for split, idx in data.indices.items():
+        counts = np.bincount(data.labels(split), minlength=len(names)) if len(idx) else np.zeros(len(names), int)
+        lines.append(f"| {split} | " + " | ".join(str(int(c)) for c in counts) + " |")
+    groups = data.dataset.groups
+    sources = data.dataset.sources
+    field_mask = np.char.startswith(sources.astype(str), "store:")
+    if field_mask.any():
+        lines += ["", "Field samples per session:", ""]
+        for session in sorted(set(groups[field_mask].tolist())):
+            sel = field_mask & (groups == session)
+            counts = np.bincount(data.dataset.labels[sel], minlength=len(names))
+            lines.append(f"- {session}: " + ", ".join(f"{n} {int(c)}" for n, c in zip(names, counts, strict=True) if c))
+    for split, (cand, prod) in results.items():
+        lines += ["", f"## {split}", "", "| class | production | candidate | delta |", "|---|---|---|---|"]
+        lines.append(f"| overall | {prod.accuracy if prod else '-'} | {cand.accuracy} | "
+                     f"{decision.deltas[split]['overall'] if prod else '-'} |")
+        for cls in names:
+            delta = decision.deltas[split]["per_class"].get(cls) if prod else None
+            lines.append(f"| {cls} | {prod.per_class.get(cls) if prod else '-'} | {cand.per_class[cls]} | "
+                         f"{'-' if delta is None else f'{delta:+.2f}'} |")
+        figure, axes = plt.subplots(1, 3 if prod else 1, figsize=(15 if prod else 5, 4.5), squeeze=False)
+        panels = [("candidate " + version, cand)] + ([("production " + (production or ""), prod)] if prod else [])
+        for ax, (title, ev) in zip(axes[0], panels, strict=False):
+            ax.imshow(np.asarray(ev.confusion), cmap="Blues")
+            ax.set_title(f"{title}: {ev.accuracy:.1f}%")
+            ax.set_xticks(range(len(names)), names, rotation=45)
+            ax.set_yticks(range(len(names)), names)
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("true")
+            for (i, j), value in np.ndenumerate(np.asarray(ev.confusion)):
+                ax.text(j, i, str(value), ha="center", va="center", fontsize=8)
+        if prod:
+            deltas = [decision.deltas[split]["per_class"].get(c) or 0.0 for c in names]
+            axes[0][2].bar(names, deltas, color=["tab:green" if d >= 0 else "tab:red" for d in deltas])
+            axes[0][2].axhline(0, color="black", linewidth=0.8)
+            axes[0][2].set_title("per-class delta (pt)")
+        figure.tight_layout()
+        figure.savefig(folder / f"{split}.png", dpi=90)
+        plt.close(figure)
+        lines += ["", f"![{split}]({split}.png)"]
+    if (run_dir / "curves.png").is_file():
+        lines += ["", "## Training curves", "", "![curves](../curves.png)"]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "decision.json").write_text(json.dumps({"version": version, "production": production,
+                                                      "promoted": promoted, **decision.to_dict()}, indent=2))
+    return path
