@@ -190,3 +190,44 @@ def test_a_stalled_disk_never_stalls_the_frames(tmp_path):
     assert elapsed < 0.2 * 10          # 200 frames took less than the writer needs for 10 samples
     assert stats["log_dropped"] >= 190 and logger.dropped + logger.written == 200
     assert logger.written >= 4
+
+
+def test_flags_and_toml_table_merge_into_typed_options(tmp_path):
+    import argparse
+
+    from edge.samplelog.flags import add_arguments, merge_flags
+    from edge.samplelog.part import coerce_options, parse_size
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--log-dir", str(tmp_path), "--log-random", "0.1", "--log-roi-only"])
+    parts = {"samplelog": {"low-confidence": "0.6", "random": 0.5, "max_bytes": "2G"}}   # TOML / --part text
+    merge_flags(args, parts)
+    options = coerce_options(parts["samplelog"])
+    assert options["random"] == 0.1 and options["low_confidence"] == 0.6 and options["roi_only"] is True
+    assert parse_size(options["max_bytes"]) == 2_000_000_000 and parse_size("500k") == 500_000
+    with pytest.raises(UserError, match="unknown sample-log setting"):
+        coerce_options({"low_confidense": 0.5})
+    with pytest.raises(UserError, match="cannot read the size"):
+        parse_size("lots")
+
+
+def test_sigusr1_marks_the_next_frames(tmp_path):
+    import os
+    import signal
+
+    from edge.samplelog.part import build_logger
+
+    previous = signal.getsignal(signal.SIGUSR1)
+    logger = build_logger({"dir": tmp_path / "s", "manual_frames": 3}, LABELS, "m:v1")
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        for index in range(6):
+            logger.on_result(make_frame(index), None, make_result(index))
+        logger._queue.join()
+        assert logger.written == 3
+    finally:
+        logger.shutdown()
+        signal.signal(signal.SIGUSR1, previous)
+    with SampleStore(tmp_path / "s", readonly=True) as store:
+        assert [(r["frame_index"], r["reasons"]) for r in store.rows()] == [(0, "manual"), (1, "manual"), (2, "manual")]
