@@ -87,7 +87,7 @@ def decide(results: dict[str, tuple[Evaluation, Evaluation | None]], rules: Gate
         deltas[split] = {"overall": overall, "per_class": per_class}
         if overall < -rules.max_drop:
             reasons.append(f"{split}: overall accuracy {production.accuracy:.2f}% -> {candidate.accuracy:.2f}% "
-                           f"({overall:+.2f} pt, allowed -{rules.max_drop:g})")
+                           f"({overall:+.2f} pt, limit {-rules.max_drop:+g} pt)")
         for name, delta in per_class.items():
             if delta is None:
                 continue
@@ -95,5 +95,5 @@ def decide(results: dict[str, tuple[Evaluation, Evaluation | None]], rules: Gate
             if delta < -limit:
                 kind = "critical class" if name in rules.critical else "class"
                 reasons.append(f"{split}: {kind} {name!r} {production.per_class[name]:.2f}% -> "
-                               f"{candidate.per_class[name]:.2f}% ({delta:+.2f} pt, allowed -{limit:g})")
+                               f"{candidate.per_class[name]:.2f}% ({delta:+.2f} pt, limit {-limit:+g} pt)")
     return GateDecision(promote=not reasons, reasons=reasons, deltas=deltas)
