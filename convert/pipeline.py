@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from convert import accuracy as acc
-from convert.bundle_writer import publish, staging, write_files
+from convert.bundle_writer import archive_path, publish, staging, write_files
 from convert.data import SplitData, load_split_data, representative_positions, sha256_file
 from convert.runtime_check import check_runtime, environment_ok, format_reports, summarize
 from convert.source import ConversionSource, ensure_rescaling, load_keras_model, resolve_source
@@ -118,6 +118,12 @@ def _default_out(source: ConversionSource, mode: str) -> Path:
     return source.model_path.with_name(f"{source.model_path.stem}-{mode}")
 
 
+def _destination(options: ConvertOptions, source: ConversionSource, mode: str, n_modes: int) -> Path:
+    if options.out is None:
+        return _default_out(source, mode)
+    return Path(options.out) if n_modes == 1 else Path(options.out) / mode
+
+
 def _spec_for(model: Any, given: PreprocessSpec | None) -> PreprocessSpec:
     shape = tuple(int(v) for v in model.input_shape[1:])
     if len(shape) != 3 or shape[2] not in (1, 3):
@@ -144,6 +150,13 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
     spec = _spec_for(model, source.preprocess)
     model, spec = ensure_rescaling(model, spec, options.input_scale)
     output_size = int(model.output_shape[-1])
+
+    destinations = {mode: _destination(options, source, mode, len(modes)) for mode in modes}
+    if not options.overwrite:
+        for path in destinations.values():
+            for target in (path, archive_path(path)) if options.archive else (path,):
+                if target.exists():
+                    raise UserError(f"{target} already exists: choose another --out or pass --overwrite")
 
     needs_data = options.accuracy_check or "int8" in modes
     data = load_split_data(source.dataset, source.split_file, source.class_names) if needs_data else None
@@ -220,14 +233,14 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
             "latency_ms": latency,
             "tools": _tool_versions(tflite),
             "lineage": lineage,
-            "training_distribution": data.distribution("train") if data and "train" in data.indices else {},
+            "training_distribution": (data.distribution("train") if data and "train" in data.indices
+                                      else source.run_info.get("training_distribution", {})),
         }
         if result.gate_failures:
             log.error("%s: accuracy gate FAILED, no bundle written:\n  %s", mode, "\n  ".join(result.gate_failures))
             results.append(result)
             continue
-        destination = options.out if options.out and len(modes) == 1 else (
-            options.out / mode if options.out else _default_out(source, mode))
+        destination = destinations[mode]
         with staging(destination) as folder:
             manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs)
             if options.check_runtime:

@@ -173,3 +173,11 @@ def test_run_folder_source(tiny, tmp_path):
     lineage = bundle.manifest["lineage"]
     assert lineage["run_folder"] == str(run) and lineage["dataset_sha256"] == "d" * 64
     assert lineage["run"] == {"preset": "tiny", "seed": 3}
+
+
+def test_existing_bundle_is_not_overwritten(bundles, tiny):
+    before = (bundles["float32"] / "manifest.json").read_bytes()
+    with pytest.raises(UserError, match="already exists: choose another --out or pass --overwrite"):
+        convert(ConvertOptions(source=tiny["model"], labels=CLASS_NAMES, modes=["float32"], accuracy_check=False,
+                               out=bundles["float32"]))
+    assert (bundles["float32"] / "manifest.json").read_bytes() == before
