@@ -54,3 +54,15 @@ def test_retrain_fine_tunes_gates_registers_and_reports(tmp_path):
     report = result.report.read_text()
     assert "REJECTED" in report and "| red |" in report
     assert (result.report.parent / "val.png").stat().st_size > 1000
+
+    # the cron command: pull, auto-label the confident ones, ingest; too few new samples -> no retrain, exit 0
+    from tests.loop_store import make_store
+
+    car = make_store(tmp_path / "car-samples", n=6)  # confidences 0.5 .. 0.917, 16x16 frames
+    log = tmp_path / "cycle.jsonl"
+    out = run_edgekit("cycle", "--pull", str(car), "--store", str(tmp_path / "field"), "--data", str(data),
+                      "--split", str(split), "--auto-label", "0.8", "--min-new", "50", "--registry", str(models),
+                      "--log", str(log), check=True)
+    assert "2 auto-accepted" in out.stdout and "4 wait for a person" in out.stdout
+    assert "ingest: 2 new samples" in out.stdout and "retrain: skipped" in out.stdout
+    assert json.loads(log.read_text())["ingested"] == 2
