@@ -111,7 +111,19 @@ def _fps(result: dict) -> float:
     return stats["frames"] / stats["uptime_s"]
 
 
-def bench_bundle(bundle: Path, video: Path, frames: int, threads: int, work: Path, rounds: int) -> dict:
+def _logging_args(logging: str, folder: Path) -> list[str]:
+    """(b)'s logging load: the sample log keeping ~1 frame in 10, or a plain JPEG part (every 10th)."""
+    if logging == "samplelog":
+        return ["--log-dir", str(folder), "--log-random", "0.1", "--log-seed", "1"]
+    return ["--part", f"jpeg:folder={folder},every=10"]
+
+
+def _count_images(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.suffix in (".jpg", ".png"))
+
+
+def bench_bundle(bundle: Path, video: Path, frames: int, threads: int, work: Path, rounds: int,
+                 logging: str = "samplelog") -> dict:
     """All variants for one bundle, interleaved `rounds` times; each figure is the best round."""
     from edge.bundle import open_bundle
     from edge.measure import run_and_measure, time_to_first_result
@@ -129,7 +141,7 @@ def bench_bundle(bundle: Path, video: Path, frames: int, threads: int, work: Pat
         naive = run_and_measure([], command=[
             sys.executable, "-m", "edge.bench", "naive", "--bundle", str(bundle), "--video", str(video),
             "--threads", str(threads), "--jpeg-dir", str(naive_dir)])
-        run = run_and_measure([*common, "--stats-interval", "0", "--part", f"jpeg:folder={run_dir},every=10"])
+        run = run_and_measure([*common, "--stats-interval", "0", *_logging_args(logging, run_dir)])
         if naive["lines"] != frames or run["lines"] != frames:
             raise RuntimeError(f"expected {frames} results: naive gave {naive['lines']}, edgekit run {run['lines']}")
         best["naive"].append((_fps(naive), naive))
@@ -145,7 +157,7 @@ def bench_bundle(bundle: Path, video: Path, frames: int, threads: int, work: Pat
             "b_over_a": b / a, "b_over_ceiling": b / min(decode, invoke), "first_result_s": -top["first"][0],
             "peak_rss_mb": max(r["peak_rss_mb"] for _, r in best["run"]),
             "naive_rss_mb": max(r["peak_rss_mb"] for _, r in best["naive"]),
-            "jpegs": (len(list(naive_dir.iterdir())), len(list(run_dir.iterdir()))),
+            "jpegs": (_count_images(naive_dir), _count_images(run_dir)),
             "latency_p50_ms": run["stats"].get("latency_p50_ms"),
             "latency_p99_ms": run["stats"].get("latency_p99_ms"),
             "load": (load_before, os.getloadavg()[0]),
@@ -164,7 +176,7 @@ def _verdict(row: dict) -> dict[str, bool]:
             "peak_rss_mb": row["peak_rss_mb"] <= GOALS["peak_rss_mb"]}
 
 
-def report(rows: list[dict], frames: int, threads: int, rounds: int, command: str) -> str:
+def report(rows: list[dict], frames: int, threads: int, rounds: int, logging: str, command: str) -> str:
     from edge.interpreter import available_backend
 
     backend, version = available_backend()
@@ -179,8 +191,11 @@ def report(rows: list[dict], frames: int, threads: int, rounds: int, command: st
         "(the machine is shared, so slower rounds measure the neighbours). Peak RSS: the worst round.",
         "",
         "(a) naive sequential loop (read, preprocess, invoke, print, JPEG every 10th frame); "
-        "(b) `edgekit run` with the same output and a JPEG part (every 10th frame); "
-        "(c) ceilings: decode alone, invoke alone.",
+        + ("(b) `edgekit run` with the same output and the sample log keeping 10% of frames at random "
+           "(`--log-random 0.1`: JPEG + fsync + SQLite row each, in its writer thread); "
+           if logging == "samplelog" else
+           "(b) `edgekit run` with the same output and a JPEG part (every 10th frame, its own thread); ")
+        + "(c) ceilings: decode alone, invoke alone.",
         "",
         "| bundle | (a) naive fps | (b) edgekit run fps | (c) decode fps | (c) invoke fps | b/a (goal >= 1.5) "
         "| b/min(c) (goal >= 0.8) | start to first result s (goal <= 1.5) | peak RSS MB (goal <= 150) "
@@ -203,7 +218,7 @@ def report(rows: list[dict], frames: int, threads: int, rounds: int, command: st
               "reach 1.5x however well the pipeline works; on a Pi, invoke and decode are closer.",
               f"Load average (1 min) before/after: {rows[0]['load'][0]:.1f} / {rows[-1]['load'][1]:.1f} "
               f"on {os.cpu_count()} CPUs.",
-              "", "JPEGs written (naive, edgekit run): "
+              "", "Images written (naive, edgekit run): "
               + ", ".join(f"{r['bundle']}: {r['jpegs'][0]}, {r['jpegs'][1]}" for r in rows), "",
               "Every round's frames/s:", ""]
     lines += [f"- {r['bundle']}: " + "; ".join(f"{k} {v}" for k, v in r["all_fps"].items()) for r in rows]
@@ -226,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=600, help="video length in frames (default 600 = 20 s)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="interpreter threads")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the best is kept")
+    parser.add_argument("--logging", choices=("samplelog", "jpeg"), default="samplelog",
+                        help="(b)'s logging load: the sample log at 10%% random (default) or a JPEG part every 10th")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"report (default {RESULTS})")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
@@ -235,12 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for bundle in args.bundle:
             print(f"benchmarking {bundle} ...", flush=True)
-            rows.append(bench_bundle(bundle, video, args.frames, args.threads, work, args.rounds))
+            rows.append(bench_bundle(bundle, video, args.frames, args.threads, work, args.rounds,
+                                     args.logging))
         from edge.samplelog import bench as samplelog_bench  # the sample log's section (H5)
 
         print("benchmarking the sample log ...", flush=True)
         log_rows = samplelog_bench.bench_samplelog(args.bundle[0], video, args.frames, args.threads, work, args.rounds)
-    text = report(rows, args.frames, args.threads, args.rounds,
+    text = report(rows, args.frames, args.threads, args.rounds, args.logging,
                   "python -m edge.bench " + " ".join(argv))
     text += "\n" + samplelog_bench.report(log_rows, args.frames, args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
