@@ -26,7 +26,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", dest="split_file", help="split file from `edgekit split` (default: see docs)")
     parser.add_argument("--validation", choices=["val", "test"], default="val",
                         help="split used for validation during training (default val)")
-    parser.add_argument("--image-size", type=parse_size, help="load images at HxW (default: the model's input)")
+    parser.add_argument("--image-size", type=parse_size, help="load images at HxW (default: the spec's input_shape, else the dataset's size)")
     group = parser.add_argument_group("optimisation (defaults: chapter settings, or the preset's recipe)")
     group.add_argument("--epochs", type=int)
     group.add_argument("--batch-size", type=int)

@@ -60,6 +60,12 @@ class ModelSpec:
     input_shape: tuple[int, int, int] = (32, 32, 3)
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    sized: bool = False  # True when the spec (not a default) fixed input_shape
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """The (height, width) the spec asks for, or None if it takes any size."""
+        return (self.input_shape[0], self.input_shape[1]) if self.sized else None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], input_shape: tuple[int, int, int] | None = None) -> ModelSpec:
@@ -72,7 +78,8 @@ class ModelSpec:
         known = {"name", "layers", "input_shape", "description"}
         spec = cls(name=str(data.get("name", "model")), layers=layers, input_shape=shape,  # type: ignore[arg-type]
                    description=str(data.get("description", "")),
-                   extra={k: v for k, v in data.items() if k not in known})
+                   extra={k: v for k, v in data.items() if k not in known},
+                   sized=bool(input_shape or data.get("input_shape")))
         spec.output_shapes()  # raises on a shape that collapses
         return spec
 

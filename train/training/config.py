@@ -26,7 +26,8 @@ class TrainConfig:
             train/test subsets (the CIFAR archive) trains on "train" and validates on "test"
             (as the chapter does), and any other dataset gets a fresh group-hash split.
         validation: which split validates during training: "val" or "test".
-        image_size: (height, width) to load images at; default: the spec's input size.
+        image_size: (height, width) to load images at; default: the spec's input_shape if it
+            sets one, else the dataset's own size.
         init_model: a model.keras to fine-tune from (same classes) instead of a fresh model.
         augment: AugmentConfig options (training split only).
         limit: use at most this many training and validation samples (quick tries, benchmarks).

@@ -229,7 +229,7 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
     if dataset is None:
         from train.data import load_dataset
 
-        dataset = load_dataset(config.dataset, image_size=config.image_size or spec.input_shape[:2])
+        dataset = load_dataset(config.dataset, image_size=config.image_size or spec.image_size)
     images, labels = dataset.images, np.asarray(dataset.labels, np.int64)
     if images.dtype != np.uint8 or images.ndim != 4:
         raise UserError(f"dataset images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")

@@ -87,7 +87,7 @@ def run_sweep(models: list[str], seeds: list[int], base: dict[str, Any], out: Pa
                     from train.models import load_spec
 
                     spec = load_spec(model)
-                    dataset = load_dataset(base["dataset"], image_size=base.get("image_size") or spec.input_shape[:2])
+                    dataset = load_dataset(base["dataset"], image_size=base.get("image_size") or spec.image_size)
                 result = train_fn(TrainConfig(**{**base, "model": model, "seed": seed, "out": str(run_dir)}),
                                   dataset=dataset)
                 if result.status == "interrupted":

@@ -1,0 +1,101 @@
+"""Augmentation semantics: the chapter's ImageDataGenerator options mean what they say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.errors import UserError
+from train.augment import AugmentConfig, augment_batch
+from train.training.pipeline import eval_dataset, train_dataset
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 256, (16, 12, 12, 3), dtype=np.uint8)
+
+
+def _aug(config: AugmentConfig, seed=(3, 4), images=IMAGES) -> np.ndarray:
+    return augment_batch(images, list(seed), config).numpy()
+
+
+def test_horizontal_flip_really_flips_about_half():
+    out = _aug(AugmentConfig(horizontal_flip=True))
+    flipped = [bool((o == i[:, ::-1]).all()) for o, i in zip(out, IMAGES, strict=True)]
+    kept = [bool((o == i).all()) for o, i in zip(out, IMAGES, strict=True)]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True))
+    assert 2 <= sum(flipped) <= 14
+
+
+def test_vertical_flip():
+    out = _aug(AugmentConfig(vertical_flip=True))
+    assert all((o == i[::-1]).all() or (o == i).all() for o, i in zip(out, IMAGES, strict=True))
+    assert any((o == i[::-1]).all() for o, i in zip(out, IMAGES, strict=True))
+
+
+def test_shift_offsets_come_from_the_list():
+    offsets = [-3, 2]
+    out = _aug(AugmentConfig(width_shift_range=offsets, fill_mode="constant"), seed=(1, 1))
+    seen = set()
+    for o, i in zip(out, IMAGES, strict=True):
+        matches = [d for d in offsets if (o[:, max(d, 0):12 + min(d, 0)] == i[:, max(-d, 0):12 - max(d, 0)]).all()]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == set(offsets)
+    down = _aug(AugmentConfig(height_shift_range=[2], fill_mode="constant"))
+    assert (down[:, 2:] == IMAGES[:, :-2]).all() and (down[:, :2] == 0).all()
+
+
+def test_brightness_factor_stays_in_range():
+    flat = np.full((32, 4, 4, 3), 100, np.uint8)
+    out = _aug(AugmentConfig(brightness_range=(0.5, 1.5)), images=flat)
+    factors = out[:, 0, 0, 0] / 100
+    assert factors.min() >= 0.5 - 0.01 and factors.max() <= 1.5 + 0.01
+    assert factors.std() > 0.1  # a factor per image, not one for all
+    assert (out == out[:, :1, :1, :1]).all(axis=(1, 2, 3)).all()  # uniform per image
+
+
+def test_zoom_above_one_enlarges():
+    image = np.zeros((1, 21, 21, 3), np.uint8)
+    image[0, 8:13, 8:13] = 255  # a 5x5 square in the middle
+    out = _aug(AugmentConfig(zoom_range=(2.0, 2.0), fill_mode="constant"), images=image)
+    assert (out[0, :, :, 0] > 127).sum() > 4 * 25 * 0.8
+
+
+def test_bad_options_are_user_errors():
+    with pytest.raises(UserError, match="brightness_range"):
+        AugmentConfig.from_dict({"brightness_range": [1.5]})
+    with pytest.raises(UserError, match="unknown augmentation"):
+        AugmentConfig.from_dict({"colour_shift": 3})
+    with pytest.raises(UserError, match="cannot read augmentation"):
+        AugmentConfig.parse("{not json")
+
+
+def _epochs(ds, n=2):
+    return [np.concatenate([batch[0].numpy() for batch in ds]) for _ in range(n)]
+
+
+def test_training_split_changes_each_epoch_and_repeats_with_the_seed():
+    labels = np.arange(16) % 4
+    config = AugmentConfig(horizontal_flip=True, rotation_range=20)
+    first, second = _epochs(train_dataset(IMAGES, labels, 4, 8, seed=5, augment=config))
+    again, _ = _epochs(train_dataset(IMAGES, labels, 4, 8, seed=5, augment=config))
+    assert not np.array_equal(first, second)  # fresh augmentation (and order) each epoch
+    assert np.array_equal(first, again)  # same seed, same pictures
+    assert len(first) == len(IMAGES)  # replaces samples, does not add any
+
+
+def test_augmentation_only_on_the_training_split():
+    labels = np.arange(16) % 4
+    shown = np.concatenate([batch[0].numpy() for batch in eval_dataset(IMAGES, labels, 4, 8)])
+    assert np.array_equal(shown, IMAGES.astype(np.float32))
+
+
+def test_augment_preview_png(tmp_path, cli):
+    image = tmp_path / "a.png"
+    import cv2
+
+    cv2.imwrite(str(image), IMAGES[0])
+    out = tmp_path / "preview.png"
+    result = cli("augment-preview", "--images", str(image), str(image), "--size", "48", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    picture = cv2.imread(str(out))
+    assert picture is not None and picture.shape[0] > picture.shape[1]  # ten rows of two images
