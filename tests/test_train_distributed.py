@@ -1,0 +1,52 @@
+"""tf.distribute: two multi-worker processes on localhost train one tiny epoch together."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_train_training import TINY_SPEC, tiny_dataset
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_train_one_epoch(tmp_path):
+    tiny_dataset(n=64).save(tmp_path / "tiny.npz")
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_SPEC))
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+               "TF_CPP_MIN_LOG_LEVEL": "2"}
+        command = [sys.executable, "-m", "edge.cli", "train", str(tmp_path / "tiny.npz"), "--model",
+                   str(tmp_path / "tiny.json"), "--epochs", "1", "--batch-size", "16", "--quiet",
+                   "--strategy", "multi-worker", "--out", str(tmp_path / f"run-{index}")]
+        workers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True))
+    outputs = []
+    for worker in workers:
+        try:
+            outputs.append(worker.communicate(timeout=240))
+        finally:
+            worker.kill()
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr[-3000:]
+    assert "num_workers = 2" in outputs[0][1]
+    chief = tmp_path / "run-0"
+    assert (chief / "model.keras").exists() and (chief / "summary.json").exists()
+    assert not (tmp_path / "run-1").exists()  # only the chief writes the run folder
+    history = json.loads((chief / "history.json").read_text())
+    assert len(history["loss"]) == 1
+    # both workers report the same (all-reduced) figures
+    assert outputs[0][0].split("Min Loss:")[1].split()[0] == outputs[1][0].split("Min Loss:")[1].split()[0]
