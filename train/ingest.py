@@ -45,7 +45,10 @@ def store_dataset(source: SampleSource, spec: PreprocessSpec, class_names: list[
     images = np.empty((len(samples), h, w, 3), np.uint8)
     for i, sample in enumerate(tqdm(samples, desc="ingest", unit="img", disable=len(samples) < 500)):
         image = source.read_image(sample)
-        images[i] = preprocess(image, full_frame if sample.roi_only else spec)
+        if sample.roi_only:
+            images[i] = preprocess(image, full_frame)
+        else:  # crop what the car cropped (its --roi may differ from the bundle's)
+            images[i] = preprocess(image, replace(spec, roi=sample.roi) if sample.roi else spec)
     return Dataset(
         images=images,
         labels=np.asarray([class_names.index(labeled[s.sample_id]) for s in samples], np.int64),

@@ -35,6 +35,8 @@ OPTIONS: dict[str, tuple[str, Any, str]] = {
     "min_free": ("--log-min-free", str, "free space to leave on the filesystem, e.g. 500M"),
     "queue": ("--log-queue", int, "samples waiting for the disk before new ones are dropped (default 32)"),
     "seed": ("--log-seed", int, "seed of the random policy"),
+    "session": ("--log-session", str, "session id of this run (default: UTC time + random suffix); "
+                "the host splits by session, so give each continuous run its own id"),
     "reconcile_force": ("--log-reconcile-force", bool,
                         "let start-up reconciliation remove more than half the store"),
 }

@@ -59,6 +59,9 @@ def from_options(table: dict[str, Any], context: Any) -> SampleLogger | None:
     Returns None when no store folder is set.
     """
     options = coerce_options(table)
+    session = options.get("session")
+    if session is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", session):
+        raise UserError(f"--log-session {session!r} is not a plain name: use letters, digits, '.', '_' or '-'")
     loaded = context.loaded
     bundle = getattr(loaded, "bundle", None)
     spec = getattr(loaded, "spec", None)
@@ -66,7 +69,7 @@ def from_options(table: dict[str, Any], context: Any) -> SampleLogger | None:
         options, list(loaded.labels), str(loaded.version),
         roi=tuple(spec.roi) if spec is not None else (0.0, 0.0, 1.0, 1.0), primary_spec=spec,
         training_distribution=bundle.training_distribution if bundle is not None else None,
-        shadow_threads=1,
+        session_id=session, shadow_threads=1,
     )
 
 

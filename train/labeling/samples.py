@@ -34,6 +34,7 @@ class Sample:
     truth: str | None = None
     model_labels: tuple[str, ...] = ()
     roi_only: bool = False
+    roi: tuple[float, float, float, float] | None = None  # the region of interest the car used
 
 
 class SampleSource:
@@ -58,6 +59,7 @@ class SampleSource:
                     truth=row.get("truth"),
                     model_labels=tuple(row.get("labels") or ()),
                     roi_only=bool(row.get("roi_only")),
+                    roi=tuple(row["roi"]) if row.get("roi") else None,
                 )
                 for row in store.rows(order="capture_time, id")
             ]
