@@ -435,12 +435,10 @@ def drive(
     x, y, vw, vh = DRIVE_ROI
     view = (x * w, y * h, vw * w, vh * h)
     road_view = (0, 0, w, h)
-    produced, s = 0, 0
-    while n_frames is None or produced < n_frames:
-        rng = _scene_rng(seed, s)
-        label = int(_labels_for(seed + 7919 * (s // 64), 64, None)[s % 64])
-        scene = _sample_scene(rng, conditions, label)
-        length = max(1, int(round(rng.uniform(*scene_seconds) * fps)))
+    produced = 0
+    for rng, scene, length in _drive_scenes(seed, fps, conditions, scene_seconds):
+        if n_frames is not None and produced >= n_frames:
+            return
         background = _background(scene, h, w, road_view)
         # lane markings for a road-like view
         cv2.line(background, (w // 2, h), (int(w * 0.45), int(h * 0.6)), (200, 200, 190) if not scene.night else (25, 25, 25), 6)
@@ -459,4 +457,39 @@ def drive(
             frame = _camera(canvas, scene, view, mask, noise_bank[f % 3], 1.0)
             produced += 1
             yield frame, CLASS_NAMES[scene.label]
+
+
+def _drive_scenes(seed: int, fps: float, conditions: Conditions,
+                  scene_seconds: tuple[float, float]) -> Iterator[tuple[np.random.Generator, _Scene, int]]:
+    """The scenes of a drive in order: (the scene's rng, to draw its frames with; scene; frames)."""
+    s = 0
+    while True:
+        rng = _scene_rng(seed, s)
+        label = int(_labels_for(seed + 7919 * (s // 64), 64, None)[s % 64])
+        scene = _sample_scene(rng, conditions, label)
+        yield rng, scene, max(1, int(round(rng.uniform(*scene_seconds) * fps)))
         s += 1
+
+
+def drive_conditions(
+    n_frames: int,
+    seed: int = 0,
+    fps: float = 30.0,
+    conditions: Conditions | None = None,
+    scene_seconds: tuple[float, float] = (1.5, 4.0),
+) -> list[str]:
+    """The condition of each frame of `drive(...)` with the same arguments, without rendering.
+
+    Returns "day", "night", "fog" or "night+fog" per frame: what to score a model by.
+
+    Example:
+        >>> drive_conditions(3, seed=2, conditions=Conditions.preset("fog"))
+        ['fog', 'fog', 'fog']
+    """
+    tags: list[str] = []
+    for _, scene, length in _drive_scenes(seed, fps, conditions or Conditions(), scene_seconds):
+        if len(tags) >= n_frames:
+            break
+        tag = "+".join(name for name, on in (("night", scene.night), ("fog", scene.fog > 0)) if on) or "day"
+        tags.extend([tag] * length)
+    return tags[:n_frames]
