@@ -99,3 +99,13 @@ def test_augment_preview_png(tmp_path, cli):
     assert result.returncode == 0, result.stderr
     picture = cv2.imread(str(out))
     assert picture is not None and picture.shape[0] > picture.shape[1]  # ten rows of two images
+
+
+@pytest.mark.parametrize("fill_mode", ["nearest", "constant", "reflect", "wrap"])
+def test_fast_flip_and_shift_match_the_projective_transform(fill_mode):
+    options = dict(horizontal_flip=True, vertical_flip=True, width_shift_range=[-5, -1, 3],
+                   height_shift_range=[-2, 4], fill_mode=fill_mode)
+    fast = AugmentConfig(**options)
+    resampled = AugmentConfig(**options, rotation_range=1e-7)  # forces the transform path
+    assert not fast.needs_resampling and resampled.needs_resampling
+    assert np.array_equal(_aug(fast, seed=(9, 9)), _aug(resampled, seed=(9, 9)))

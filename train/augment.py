@@ -119,6 +119,12 @@ class AugmentConfig:
         return bool(self.rotation_range or self.shear_range or self.horizontal_flip or self.vertical_flip
                     or self.zoom_range or self.width_shift_range or self.height_shift_range)
 
+    @property
+    def needs_resampling(self) -> bool:
+        """Rotation, shear, zoom or fractional shifts: needs the projective transform."""
+        fractional = any(isinstance(v, float) and 0 < v < 1 for v in (self.width_shift_range, self.height_shift_range))
+        return bool(self.rotation_range or self.shear_range or self.zoom_range or fractional)
+
     def only(self, key: str) -> AugmentConfig:
         """A config with just one option of this one kept (for previews)."""
         return AugmentConfig(**{key: getattr(self, key), "fill_mode": self.fill_mode})
@@ -155,11 +161,30 @@ def _shift(tf: Any, value: float | tuple[int, ...], size: Any, batch: int, seed:
     return tf.random.stateless_uniform([batch], seed, -value, value) * size
 
 
+def _integer_shift(tf: Any, x: Any, offsets: Any, axis: int, fill_mode: str) -> Any:
+    """Shift each image of x (B, H, W, C) by whole pixels along axis 1 or 2 (a gather, no resampling)."""
+    size = tf.shape(x)[axis]
+    position = tf.range(size)[None, :] - tf.cast(offsets, tf.int32)[:, None]  # source index, (B, size)
+    if fill_mode == "wrap":
+        source = tf.math.floormod(position, size)
+    elif fill_mode == "reflect":  # d c b a | a b c d | d c b a
+        folded = tf.math.floormod(position, 2 * size)
+        source = tf.where(folded < size, folded, 2 * size - 1 - folded)
+    else:
+        source = tf.clip_by_value(position, 0, size - 1)
+    x = tf.gather(x, source, batch_dims=1, axis=axis)
+    if fill_mode == "constant":
+        inside = tf.cast((position >= 0) & (position < size), x.dtype)
+        x = x * (inside[:, :, None, None] if axis == 1 else inside[:, None, :, None])
+    return x
+
+
 def augment_batch(images: Any, seed: Any, config: AugmentConfig) -> Any:
     """Augment a uint8 batch (B, H, W, C) with stateless randomness from seed (2 int64s).
 
-    All geometric options are composed into one projective transform per image, applied
-    with one `ImageProjectiveTransformV3` op (as Keras' own Random* layers do).
+    Flips and whole-pixel shifts alone are done with reverse/gather (cheap). Rotation, shear,
+    zoom or fractional shifts compose every geometric option into one projective transform
+    per image, applied with one `ImageProjectiveTransformV3` op (as Keras' Random* layers do).
     """
     import tensorflow as tf
 
@@ -169,19 +194,28 @@ def augment_batch(images: Any, seed: Any, config: AugmentConfig) -> Any:
     height = tf.cast(tf.shape(images)[1], tf.float32)
     width = tf.cast(tf.shape(images)[2], tf.float32)
     x = tf.cast(images, tf.float32)
-    if config.geometric:
-        zeros, ones = tf.zeros([batch]), tf.ones([batch])
+    zeros, ones = tf.zeros([batch]), tf.ones([batch])
+    dx = _shift(tf, config.width_shift_range, width, batch, streams[3]) if config.width_shift_range else zeros
+    dy = _shift(tf, config.height_shift_range, height, batch, streams[4]) if config.height_shift_range else zeros
+    flip_x = (tf.where(tf.random.stateless_uniform([batch], streams[5]) < 0.5, -1.0, 1.0)
+              if config.horizontal_flip else ones)
+    flip_y = (tf.where(tf.random.stateless_uniform([batch], streams[6]) < 0.5, -1.0, 1.0)
+              if config.vertical_flip else ones)
+    if config.geometric and not config.needs_resampling:
+        if config.horizontal_flip:
+            x = tf.where((flip_x < 0)[:, None, None, None], tf.reverse(x, [2]), x)
+        if config.vertical_flip:
+            x = tf.where((flip_y < 0)[:, None, None, None], tf.reverse(x, [1]), x)
+        if config.width_shift_range:
+            x = _integer_shift(tf, x, dx, 2, config.fill_mode)
+        if config.height_shift_range:
+            x = _integer_shift(tf, x, dy, 1, config.fill_mode)
+    elif config.geometric:
         angle = tf.random.stateless_uniform([batch], streams[0], -1.0, 1.0) * (config.rotation_range * math.pi / 180)
         shear = tf.random.stateless_uniform([batch], streams[1], -1.0, 1.0) * (config.shear_range * math.pi / 180)
         zoom_lo, zoom_hi = ((1 - config.zoom_range, 1 + config.zoom_range)
                             if not isinstance(config.zoom_range, tuple) else config.zoom_range)
         zoom = tf.random.stateless_uniform([batch], streams[2], zoom_lo, zoom_hi) if zoom_lo != zoom_hi else ones * zoom_lo
-        dx = _shift(tf, config.width_shift_range, width, batch, streams[3]) if config.width_shift_range else zeros
-        dy = _shift(tf, config.height_shift_range, height, batch, streams[4]) if config.height_shift_range else zeros
-        flip_x = (tf.where(tf.random.stateless_uniform([batch], streams[5]) < 0.5, -1.0, 1.0)
-                  if config.horizontal_flip else ones)
-        flip_y = (tf.where(tf.random.stateless_uniform([batch], streams[6]) < 0.5, -1.0, 1.0)
-                  if config.vertical_flip else ones)
         cx, cy = (width - 1) / 2, (height - 1) / 2
 
         def matrix(a, b, c, d, e, f):  # rows [[a, b, c], [d, e, f], [0, 0, 1]] per image

@@ -1,0 +1,198 @@
+"""`make bench-train`: the chapter's CIFAR-10 table, edgekit's car default, augmentation overhead.
+
+    python -m train.bench.training                       # everything (hours on 2 cores)
+    python -m train.bench.training --presets baseline --seeds 1 --limit 2000 --no-car --no-overhead
+
+Chapter settings: the archive's test split validates (as the chapter does), 5 epochs, batch 32,
+Adam (lr 0.001), seeds 1-3. Each (preset, seed) run folder lands in runs/bench-train-cifar10/
+as soon as it finishes; a rerun skips finished ones. Results: bench/results/train-cifar10.md/.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from edge.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+CIFAR_ZIP = ROOT.parent / "shared" / "datasets" / "cifar10-jpg.zip"
+RUNS = ROOT / "runs" / "bench-train-cifar10"
+RESULTS = ROOT / "bench" / "results"
+FIGURES = [("training_time_s", "time (s)", 1), ("min_loss", "min loss", 4), ("min_val_loss", "min val loss", 4),
+           ("max_accuracy", "max acc", 4), ("max_val_accuracy", "max val acc", 4)]
+# flips + whole-pixel shifts + brightness (gather/reverse, no resampling), and the same with rotation
+OVERHEAD_AUGMENTS = {
+    "flip+shift+brightness": {"brightness_range": [0.5, 1.5], "width_shift_range": [-4, -2, 2, 4],
+                              "height_shift_range": [-4, -2, 2, 4], "horizontal_flip": True},
+    "+rotation (resampled)": {"brightness_range": [0.5, 1.5], "rotation_range": 15, "width_shift_range": [-4, -2, 2, 4],
+                              "height_shift_range": [-4, -2, 2, 4], "horizontal_flip": True},
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from train.models import CHAPTER_PRESETS
+
+    parser = argparse.ArgumentParser(prog="python -m train.bench.training", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default=str(CIFAR_ZIP), help="CIFAR-10 archive (default: shared copy)")
+    parser.add_argument("--presets", nargs="+", default=CHAPTER_PRESETS, help="chapter presets to run (default all ten)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="seeds (default 1 2 3)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--limit", type=int, help="use at most N training and N validation images (quick check)")
+    parser.add_argument("--car", action=argparse.BooleanOptionalAction, default=True, help="train the car default")
+    parser.add_argument("--car-epochs", type=int, help="epochs for the car default (default: its recipe)")
+    parser.add_argument("--overhead", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the augmentation overhead")
+    parser.add_argument("--overhead-limit", type=int, default=10000, help="training images in the overhead runs")
+    parser.add_argument("--runs", default=str(RUNS), help="folder for the run folders")
+    parser.add_argument("--results", default=str(RESULTS), help="folder for train-cifar10.md/.json")
+    args = parser.parse_args(argv)
+    unknown = [p for p in args.presets if p not in CHAPTER_PRESETS]
+    if unknown:
+        raise UserError(f"unknown preset(s) {unknown}: choose from {', '.join(CHAPTER_PRESETS)}")
+    return args
+
+
+def _tag(args: argparse.Namespace) -> str:
+    """Runs with other settings go to their own folder, so results never mix."""
+    tag = f"e{args.epochs}-b{args.batch_size}"
+    return tag + (f"-limit{args.limit}" if args.limit else "")
+
+
+def chapter_table(args: argparse.Namespace, dataset: Any) -> dict[str, list[dict[str, Any]]]:
+    from train.training.sweep import run_sweep
+
+    base = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, optimizer="adam",
+                learning_rate=1e-3, validation="test", limit=args.limit, verbose=2)
+
+    def report(model: str, seed: int, summary: dict[str, Any]) -> None:
+        print(f"[bench] {model} seed {seed}: val acc {summary['max_val_accuracy']:.4f} "
+              f"time {summary['training_time_s']:.1f}s", flush=True)
+
+    return run_sweep(args.presets, args.seeds, base, Path(args.runs) / _tag(args), dataset=dataset, on_result=report)
+
+
+def car_default(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
+    from train.models import PRESETS, count_params, load_spec
+    from train.training import TrainConfig, train
+    from train.training.sweep import finished_summary
+
+    recipe = dict(PRESETS["car-small"]["recipe"])
+    if args.car_epochs:
+        recipe["epochs"] = args.car_epochs
+    out = Path(args.runs) / (f"car-small-e{recipe['epochs']}" + (f"-limit{args.limit}" if args.limit else ""))
+    summary = finished_summary(out)
+    if summary is None:
+        # the archive's test split is the test set: report the final model's accuracy on it
+        config = TrainConfig(dataset=args.dataset, model="car-small", out=str(out), validation="test",
+                             limit=args.limit, seed=1, verbose=2, **recipe)
+        summary = train(config, dataset=dataset).summary
+    return {"preset": "car-small", "params": count_params(load_spec("car-small")), "recipe": recipe,
+            "test_accuracy": summary.get("final_val_accuracy"), "best_test_accuracy": summary.get("max_val_accuracy"),
+            "epochs": summary["epochs_run"], "wall_time_s": summary["training_time_s"], "run": str(out)}
+
+
+def augmentation_overhead(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
+    """The same short run without and with augmentation, in this process."""
+    import tempfile
+
+    from train.training import TrainConfig, train
+
+    times = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for index, (name, augment) in enumerate((("plain", {}), *OVERHEAD_AUGMENTS.items())):
+            config = TrainConfig(dataset=args.dataset, model="baseline", out=f"{scratch}/{index}", epochs=2,
+                                 batch_size=args.batch_size, validation="test", limit=args.overhead_limit,
+                                 augment=augment, verbose=0)
+            times[name] = train(config, dataset=dataset).summary["training_time_s"]
+            print(f"[bench] overhead run {name}: {times[name]:.1f}s", flush=True)
+    return {"model": "baseline", "epochs": 2, "train_images": args.overhead_limit, "batch_size": args.batch_size,
+            "plain_s": times["plain"],
+            "augmented": {name: {"augment": OVERHEAD_AUGMENTS[name], "seconds": times[name],
+                                 "ratio": times[name] / times["plain"]} for name in OVERHEAD_AUGMENTS}}
+
+
+def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], car: dict[str, Any] | None,
+                 overhead: dict[str, Any] | None, wall_s: float) -> Path:
+    from train.models import CHAPTER_PARAMS, CHAPTER_RESULTS
+    from train.training.stats import aggregate, fmt
+
+    results_dir = Path(args.results)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["# Training benchmark: the chapter's CIFAR-10 table", "",
+             f"CIFAR-10 from `{Path(args.dataset).name}`; validation = the archive's test split (as the chapter); "
+             f"{args.epochs} epochs, batch {args.batch_size}, Adam lr 0.001; seeds {args.seeds}"
+             + (f"; **limited to {args.limit} train/val images**" if args.limit else "") + ".",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPU(s), shared with other jobs; "
+             f"whole benchmark run: {wall_s / 60:.1f} min.", "",
+             "Each cell: edgekit mean ± std over seeds / the chapter's single run.", "",
+             "| preset | params (edgekit / chapter) | " + " | ".join(title for _, title, _ in FIGURES) + " |",
+             "|---|---|" + "---|" * len(FIGURES)]
+    for preset, summaries in results.items():
+        stats = aggregate(summaries)
+        chapter = CHAPTER_RESULTS.get(preset, {})
+        params = f"{int(stats['total_params']['mean']):,} / {CHAPTER_PARAMS.get(preset, 0):,}"
+        cells = [f"{fmt(stats[key], digits)} / {chapter.get(key, float('nan')):.{digits}f}" for key, _, digits in FIGURES]
+        lines.append(f"| {preset} | {params} | " + " | ".join(cells) + " |")
+    lines += ["", f"Curves: `{Path(args.runs) / _tag(args)}/<preset>/seed-<n>/curves.png`.", ""]
+    if car:
+        lines += ["## edgekit's car default (car-small)", "",
+                  f"- params: {car['params']:,} (int8-friendly: conv / depthwise-separable conv, batch-norm, ReLU, "
+                  "pooling, dense, softmax)",
+                  f"- recipe: {json.dumps(car['recipe'])}",
+                  f"- test accuracy (final model, archive test split): {car['test_accuracy']:.4f} "
+                  f"(best epoch {car['best_test_accuracy']:.4f})",
+                  f"- epochs: {car['epochs']}, wall time: {car['wall_time_s'] / 60:.1f} min on this machine",
+                  f"- goal: >= 0.80 within 30 min -> {'met' if car['test_accuracy'] >= 0.8 and car['wall_time_s'] <= 1800 else 'NOT met'}",
+                  f"- run folder: `{car['run']}`", ""]
+    if overhead:
+        lines += ["## Augmentation overhead", "",
+                  f"Same run ({overhead['model']}, {overhead['epochs']} epochs, {overhead['train_images']} images, "
+                  f"batch {overhead['batch_size']}) without and with augmentation, same process "
+                  f"(goal: ratio <= 1.15). Without: {overhead['plain_s']:.1f} s.", ""]
+        for name, row in overhead["augmented"].items():
+            lines.append(f"- {name} `{json.dumps(row['augment'])}`: {row['seconds']:.1f} s, **ratio {row['ratio']:.3f}**")
+        lines.append("")
+    path = results_dir / "train-cifar10.md"
+    path.write_text("\n".join(lines) + "\n")
+    (results_dir / "train-cifar10.json").write_text(json.dumps(
+        {"settings": {k: v for k, v in vars(args).items()}, "runs": results, "car_default": car,
+         "augmentation_overhead": overhead, "wall_time_s": wall_s}, indent=2, default=str) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        args = parse_args(argv)
+        if not Path(args.dataset).exists():
+            raise UserError(f"CIFAR-10 archive not found at {args.dataset}: pass --dataset")
+        from train.data import load_dataset
+
+        start = time.perf_counter()
+        dataset = load_dataset(args.dataset)
+        results = chapter_table(args, dataset) if args.presets and args.seeds else {}
+        overhead = augmentation_overhead(args, dataset) if args.overhead else None
+        car = car_default(args, dataset) if args.car else None
+        path = write_report(args, results, car, overhead, time.perf_counter() - start)
+    except UserError as error:
+        print(f"bench-train: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench-train: interrupted; finished runs are kept and a rerun resumes", file=sys.stderr)
+        return 130
+    print(path.read_text())
+    print(f"written: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
