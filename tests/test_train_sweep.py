@@ -52,3 +52,30 @@ def test_sweep_runs_every_model_and_seed_then_resumes(tmp_path):
 
     again = run_sweep(models, [1, 2], base, tmp_path / "sweep", train_fn=must_not_train, dataset=tiny_dataset(n=48))
     assert again == results
+
+
+def test_train_repeat_reports_mean_and_std(tmp_path, capsys):
+    from edge.cli import main
+
+    tiny_dataset(n=48).save(tmp_path / "tiny.npz")
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_SPEC))
+    code = main(["train", str(tmp_path / "tiny.npz"), "--model", str(tmp_path / "tiny.json"), "--epochs", "1",
+                 "--repeat", "2", "--quiet", "--no-deterministic", "--out", str(tmp_path / "rep")])
+    assert code == 0
+    table = json.loads((tmp_path / "rep" / "repeat.json").read_text())
+    assert table["rows"][0]["seeds"] == 2 and table["rows"][0]["max_val_accuracy"]["n"] == 2
+    assert (tmp_path / "rep" / "seed-1" / "model.keras").exists() and (tmp_path / "rep" / "seed-2" / "model.keras").exists()
+    assert "±" in capsys.readouterr().out
+
+
+def test_presets_command_lists_counts_and_bad_specs_fail_before_training(tmp_path, capsys):
+    from edge.cli import main
+
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "two-maxpool" in out and "105,154" in out and "car-small" in out
+    (tmp_path / "bad.json").write_text(json.dumps({"layers": [{"type": "transformer"}]}))
+    tiny_dataset(n=12).save(tmp_path / "tiny.npz")
+    code = main(["train", str(tmp_path / "tiny.npz"), "--model", str(tmp_path / "bad.json"), "--out", str(tmp_path / "r")])
+    assert code == 1 and "unknown layer type 'transformer'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

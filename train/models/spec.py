@@ -176,7 +176,7 @@ def load_spec(ref: str | Path, input_shape: tuple[int, int, int] | None = None) 
 
     ref_str = str(ref)
     if ref_str in PRESETS:
-        return ModelSpec.from_dict(PRESETS[ref_str], input_shape)
+        return ModelSpec.from_dict({"name": ref_str, **PRESETS[ref_str]}, input_shape)
     path = Path(ref_str)
     if not path.exists():
         raise UserError(f"{ref_str!r} is neither a preset ({', '.join(PRESETS)}) nor an existing spec file")
