@@ -171,3 +171,24 @@ def test_activations_png_per_layer(cli_run, workdir, tmp_path, cli):
     assert sorted(p.name for p in out.glob("*.png")) == ["conv2d_1.png", "max_pooling2d_1.png"]
     bad = cli("activations", str(cli_run[0]), str(workdir / "tiny.npz"), "--layers", "nope", "--out", str(out))
     assert bad.returncode == 1 and "no layer named" in bad.stderr
+
+
+@pytest.mark.slow
+def test_predict_with_a_tflite_bundle_agrees_with_keras(cli_run, tmp_path, cli):
+    images = tiny_dataset(n=2, seed=6).images
+    paths = []
+    for index, image in enumerate(images):
+        path = tmp_path / f"img{index}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        paths.append(str(path))
+    bundle = tmp_path / "bundle"
+    converted = cli("convert", str(cli_run[0]), "--mode", "float32", "--no-gate", "--split", "test",
+                    "--out", str(bundle))
+    assert converted.returncode == 0, converted.stderr
+    from_bundle = cli("predict", str(bundle), *paths, "--json")
+    from_keras = cli("predict", str(cli_run[0]), *paths, "--json")
+    assert from_bundle.returncode == 0, from_bundle.stderr
+    rows_b = [json.loads(line) for line in from_bundle.stdout.splitlines() if line.startswith("{")]
+    rows_k = [json.loads(line) for line in from_keras.stdout.splitlines() if line.startswith("{")]
+    assert [r["label"] for r in rows_b] == [r["label"] for r in rows_k]
+    assert all(abs(b["confidence"] - k["confidence"]) < 1e-3 for b, k in zip(rows_b, rows_k, strict=True))
