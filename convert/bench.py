@@ -33,9 +33,16 @@ def _runtime_cell(result, python: Path) -> str:  # noqa: ANN001 - ModeResult
         return "-"
     return "; ".join(
         f"{r['interpreter']} {r['version']}: " + ("OK" if r["loads"] and r["outputs_match"]
-                                                 else "loads, outputs differ" if r["loads"]
+                                                 else _differ(r) if r["loads"]
                                                  else "does not load")
         for r in rows)
+
+
+def _differ(row: dict) -> str:
+    text = f"loads, outputs differ (max {row.get('max_abs_diff', float('nan')):g}"
+    if row.get("top1_agreement") is not None:
+        text += f", top-1 {row['top1_agreement']:.0%} same"
+    return text + ")"
 
 
 def _errors(results) -> list[str]:  # noqa: ANN001
@@ -109,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
              f"`python -m convert.bench {' '.join(sys.argv[1:] if argv is None else argv)}`", "",
              "float32 is the baseline measured in the same run; latency is per frame with the converter's "
              "interpreter (ai-edge-litert) on this machine; runtime columns load each bundle in another "
-             "environment and replay the golden inputs.", ""]
+             "environment and replay the golden inputs (integer models must match exactly; an int8 "
+             "'max' difference is in output quantization steps of 1/256).", ""]
     failures: list[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="edgekit-bench-convert-") as work:

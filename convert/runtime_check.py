@@ -74,7 +74,7 @@ def summarize(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in report.get("interpreters", []):
             rows.append({"python": report["python"], "interpreter": r["interpreter"], "version": r["version"],
                          "loads": r["loads"], "outputs_match": r["outputs_match"], "error": r["error"],
-                         "max_abs_diff": r.get("max_abs_diff")})
+                         "max_abs_diff": r.get("max_abs_diff"), "top1_agreement": r.get("top1_agreement")})
     return rows
 
 
@@ -87,7 +87,10 @@ def format_reports(reports: list[dict[str, Any]]) -> str:
         load = "loads" if row["loads"] else "does not load"
         match = {True: "outputs match", False: "outputs differ", None: "-"}[row["outputs_match"]]
         if row.get("max_abs_diff") is not None and row["outputs_match"] is False:
-            match += f" (max diff {row['max_abs_diff']:g})"
+            match += f" (max diff {row['max_abs_diff']:g}"
+            if row.get("top1_agreement") is not None:
+                match += f", top-1 agreement {row['top1_agreement']:.0%} on golden inputs"
+            match += ")"
         error = f": {row['error']}" if row["error"] else ""
         lines.append(f"  {verdict:4} {row['python']} | {name} | {load} | {match}{error}")
     return "\n".join(lines)

@@ -82,6 +82,8 @@ def probe(name, module_name, distribution, model_path, inputs, expected, atol):
     exact = np.issubdtype(expected.dtype, np.integer) and np.issubdtype(actual.dtype, np.integer)
     diff = float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max()) if actual.shape == expected.shape else float("inf")
     report["max_abs_diff"] = diff
+    if actual.shape == expected.shape:
+        report["top1_agreement"] = float((actual.argmax(-1) == expected.argmax(-1)).mean())
     report["rule"] = "exact" if exact else f"atol={atol:g}"
     report["outputs_match"] = bool(diff == 0 if exact else diff <= atol)
     return report
