@@ -34,7 +34,7 @@ def preview(images: np.ndarray, config: AugmentConfig, combined: AugmentConfig, 
             axes[r][c].imshow(batch[c])
             axes[r][c].axis("off")
         axes[r][0].set_title(title, fontsize=8, loc="left")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.3 / len(rows), bottom=0.01, wspace=0.05, hspace=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)

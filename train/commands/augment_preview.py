@@ -11,7 +11,7 @@ NEEDS = ("tensorflow",)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="dataset reference; its first images are shown")
+    source.add_argument("--dataset", help="dataset reference; images spread over it are shown")
     source.add_argument("--images", nargs="+", help="image files")
     parser.add_argument("--augment", help="options (JSON or .json/.toml); default: the chapter's example values")
     parser.add_argument("-n", "--count", type=int, default=6, help="images per row (default 6)")
@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset:
         from train.data import load_dataset
 
-        frames = list(load_dataset(args.dataset).images[: max(1, args.count)])
+        all_images = load_dataset(args.dataset).images
+        picked = np.linspace(0, len(all_images) - 1, max(1, args.count)).astype(int)  # spread over the dataset
+        frames = list(all_images[picked])
     else:
         from train.predict import read_image
 
