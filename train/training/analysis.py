@@ -96,6 +96,7 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str = "", be
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
@@ -106,6 +107,7 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str = "", be
         if best_epoch:
             ax.axvline(best_epoch, color="gray", linestyle=":", label=f"best epoch {best_epoch}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
