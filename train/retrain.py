@@ -47,6 +47,7 @@ class RetrainOptions:
     max_convert_drop: float = 1.0
     max_convert_class_drop: float = 3.0
     rep_size: int = 300
+    augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig options, e.g. {"horizontal_flip": True}
     verbose: int = 0
 
 
@@ -83,7 +84,8 @@ def retrain(options: RetrainOptions) -> RetrainResult:
         dataset=options.data, split_file=options.split_file, model=options.model, out=str(out),
         epochs=options.epochs, batch_size=options.batch_size, seed=options.seed,
         learning_rate=options.learning_rate or (3e-4 if fine_tune else 1e-3),
-        init_model=str(parent_keras) if fine_tune else None, verbose=options.verbose,
+        init_model=str(parent_keras) if fine_tune else None, augment=dict(options.augment),
+        verbose=options.verbose,
     ))
     if run.status not in ("completed", "early-stopped"):
         raise UserError(f"training {run.status}: {run.message or 'see ' + str(out)}")
