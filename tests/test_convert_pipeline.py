@@ -65,10 +65,15 @@ def test_float16_and_dynamic_bundles(bundles):
 def test_failing_gate_writes_nothing_and_exits_nonzero(tiny, tmp_path):
     out = tmp_path / "gated"
     result = run_edgekit("convert", str(tiny["model"]), "--data", str(tiny["data"]), "--rep-size", "50",
-                         "--max-drop", "-5", "--out", str(out), "--latency-runs", "5")
+                         "--max-drop", "-5", "--out", str(out), "--latency-runs", "5",
+                         "--report", str(tmp_path / "report.json"))
     assert result.returncode == 3, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report[0]["bundle"] is None and report[0]["gate_failures"]
+    assert len(report[0]["accuracy"]["confusion_tflite"]) == 4
     assert "GATE FAILED: overall accuracy dropped" in result.stdout and "over --max-drop -5 by" in result.stdout
     assert not out.exists() and _no_leftovers(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 
 
 def test_no_gate_is_recorded(tiny, tmp_path):

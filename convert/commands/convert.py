@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="write bundles even when a gate fails (recorded in the manifest)")
     check.add_argument("--check-runtime", action="append", default=[], metavar="PYTHON",
                        help="also load and run the model with this Python (repeatable), e.g. .venv-pi214/bin/python")
+    check.add_argument("--report", type=Path, help="write every mode's figures (also failed ones) to this JSON file")
     check.add_argument("--latency-runs", type=int, default=200, help="invocations per latency measurement")
 
 
@@ -47,8 +48,13 @@ def _print_result(result) -> None:  # noqa: ANN001 - ModeResult, imported lazily
         print(f"   accuracy on {a['split']} ({a['images']} images): keras {a['keras_accuracy']:.2f}%  "
               f"tflite {a['tflite_accuracy']:.2f}%  drop {a['drop']:+.2f} pt  agreement {a['agreement']:.2f}%  "
               f"mean |dp| {a['mean_abs_prob_diff']:.4f}")
-        worst = max(a["per_class"].items(), key=lambda kv: kv[1]["drop"] if kv[1]["drop"] is not None else -1e9)
-        print(f"   largest class drop: {worst[0]} {worst[1]['drop']:+.2f} pt")
+        width = max(len(name) for name in a["per_class"])
+        print(f"   {'class':{width}}  images   keras  tflite    drop")
+        for name, row in a["per_class"].items():
+            if row["drop"] is not None:
+                print(f"   {name:{width}}  {row['count']:6d}  {row['keras']:6.2f}  {row['tflite']:6.2f}  {row['drop']:+6.2f}")
+        moved = sum(abs(v) for line in a["confusion_diff"] for v in line) // 2
+        print(f"   confusion matrices differ in {moved} image(s) (full matrices: manifest 'accuracy' or --report)")
     lat = list(result.latency.values())
     print("   latency: " + ", ".join(f"{v['threads']} thread(s) p50 {v['p50_ms']:.3f} ms p99 {v['p99_ms']:.3f} ms"
                                     for v in lat))
@@ -74,6 +80,13 @@ def run(args: argparse.Namespace) -> int:
     results = convert(options)
     for result in results:
         _print_result(result)
+    if args.report:
+        import json
+        from dataclasses import asdict
+
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps([asdict(r) for r in results], indent=2, default=str) + "\n")
+        print(f"report: {args.report}")
     failed = [r.mode for r in results if not r.ok]
     if failed:
         print(f"edgekit convert: gate failed for {', '.join(failed)}: no bundle written for "
