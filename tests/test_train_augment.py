@@ -89,14 +89,15 @@ def test_augmentation_only_on_the_training_split():
     assert np.array_equal(shown, IMAGES.astype(np.float32))
 
 
-def test_augment_preview_png(tmp_path, cli):
+def test_augment_preview_png(tmp_path):
+    from edge.cli import main
+
     image = tmp_path / "a.png"
     import cv2
 
     cv2.imwrite(str(image), IMAGES[0])
     out = tmp_path / "preview.png"
-    result = cli("augment-preview", "--images", str(image), str(image), "--size", "48", "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    assert main(["augment-preview", "--images", str(image), str(image), "--size", "48", "--out", str(out)]) == 0
     picture = cv2.imread(str(out))
     assert picture is not None and picture.shape[0] > picture.shape[1]  # ten rows of two images
 

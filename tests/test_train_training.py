@@ -146,31 +146,44 @@ def test_diagnosis_on_synthetic_histories():
     assert good["verdict"] == "good fit" and good["best_epoch"] == 3
 
 
-def test_predict_prints_label_confidence_and_top_k(cli_run, tmp_path, cli):
+def _main(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI in this process (cheaper than a subprocess: TensorFlow is already imported)."""
+    from edge.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_predict_prints_label_confidence_and_top_k(cli_run, tmp_path, capsys):
     images = tiny_dataset(n=3, seed=5).images
     paths = []
     for index, image in enumerate(images):
         path = tmp_path / f"img{index}.png"
         cv2.imwrite(str(path), cv2.cvtColor(np.kron(image, np.ones((4, 4, 1), np.uint8)), cv2.COLOR_RGB2BGR))
         paths.append(str(path))
-    result = cli("predict", str(cli_run[0]), *paths, "--top-k", "2", "--json")
-    assert result.returncode == 0, result.stderr
-    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    code, out, err = _main(capsys, "predict", str(cli_run[0]), *paths, "--top-k", "2", "--json")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert len(rows) == 3
     for row in rows:
         assert row["label"] in CLASSES and len(row["top_k"]) == 2
         assert row["confidence"] == row["top_k"][0]["probability"] >= row["top_k"][1]["probability"]
-    bad = cli("predict", str(cli_run[0]), str(tmp_path / "missing.png"))
-    assert bad.returncode == 1 and "cannot read image" in bad.stderr and "Traceback" not in bad.stderr
+    code, out, err = _main(capsys, "predict", str(cli_run[0]), str(tmp_path / "missing.png"))
+    assert code == 1 and "cannot read image" in err and "Traceback" not in err
 
 
-def test_activations_png_per_layer(cli_run, workdir, tmp_path, cli):
+def test_activations_png_per_layer(cli_run, workdir, tmp_path, capsys):
     out = tmp_path / "acts"
-    result = cli("activations", str(cli_run[0]), str(workdir / "tiny.npz"), "-k", "4", "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    code, _, err = _main(capsys, "activations", str(cli_run[0]), str(workdir / "tiny.npz"), "-k", "4", "--out", str(out))
+    assert code == 0, err
     assert sorted(p.name for p in out.glob("*.png")) == ["conv2d_1.png", "max_pooling2d_1.png"]
-    bad = cli("activations", str(cli_run[0]), str(workdir / "tiny.npz"), "--layers", "nope", "--out", str(out))
-    assert bad.returncode == 1 and "no layer named" in bad.stderr
+    grid = cv2.imread(str(out / "conv2d_1.png"))
+    assert grid is not None and grid.shape[1] > grid.shape[0]  # 4 images x 4 channels of 12x12
+    code, _, err = _main(capsys, "activations", str(cli_run[0]), str(workdir / "tiny.npz"), "--layers", "nope",
+                         "--out", str(out))
+    assert code == 1 and "no layer named" in err
 
 
 @pytest.mark.slow
@@ -186,7 +199,7 @@ def test_predict_with_a_tflite_bundle_agrees_with_keras(cli_run, tmp_path, cli):
                     "--out", str(bundle))
     assert converted.returncode == 0, converted.stderr
     from_bundle = cli("predict", str(bundle), *paths, "--json")
-    from_keras = cli("predict", str(cli_run[0]), *paths, "--json")
+    from_keras = cli("predict", str(cli_run[0]), *paths, "--json")  # both as the user runs them
     assert from_bundle.returncode == 0, from_bundle.stderr
     rows_b = [json.loads(line) for line in from_bundle.stdout.splitlines() if line.startswith("{")]
     rows_k = [json.loads(line) for line in from_keras.stdout.splitlines() if line.startswith("{")]
