@@ -110,3 +110,10 @@ def test_fast_flip_and_shift_match_the_projective_transform(fill_mode):
     resampled = AugmentConfig(**options, rotation_range=1e-7)  # forces the transform path
     assert not fast.needs_resampling and resampled.needs_resampling
     assert np.array_equal(_aug(fast, seed=(9, 9)), _aug(resampled, seed=(9, 9)))
+
+
+def test_class_weights_become_per_sample_weights():
+    labels = np.array([0, 0, 0, 1] * 4)
+    ds = train_dataset(IMAGES, labels, 2, 16, seed=1, class_weight={0: 0.5, 1: 2.0})
+    _, onehot, weights = next(iter(ds))
+    assert np.allclose(weights.numpy(), np.where(onehot.numpy()[:, 1] == 1, 2.0, 0.5))
