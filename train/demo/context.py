@@ -40,15 +40,15 @@ class DemoSettings:
     drive_size: tuple[int, int] = (320, 240)
     drive_fps: int = 5
     drive_conditions: str = "fog=0.5"
-    field_drives: int = 4
-    field_frames: int = 500
+    field_drives: int = 7
+    field_frames: int = 400
     eval_frames: int = 800
     low_confidence: float = 0.7
-    random: float = 0.1
+    random: float = 0.15
     swap_after: int = 25
     swap_fps: float = 50.0
     max_drop: float = 1.0
-    max_class_drop: float = 3.0
+    max_class_drop: float = 5.0  # fine-tuning on fog costs daytime yellow 3-4 pt on val in our runs
     critical: tuple[str, ...] = ("red",)
     convert_max_drop: float = 1.0
     convert_max_class_drop: float = 3.0
