@@ -157,6 +157,29 @@ class _Recorder:
         self.nan_at: tuple[int, int] | None = None
 
 
+def _best_checkpoint(path: Path) -> Any:
+    """Save the model whenever val_loss improves; written beside and renamed, so a Ctrl-C or a
+    crash mid-save never leaves a broken model.keras."""
+    import keras
+
+    class BestCheckpoint(keras.callbacks.Callback):
+        best = math.inf
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            value = float((logs or {}).get("val_loss", math.nan))
+            if not value < self.best:  # also skips NaN
+                return
+            self.best = value
+            partial = path.with_name(".saving-" + path.name)
+            try:
+                self.model.save(partial)
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
+
+    return BestCheckpoint()
+
+
 def _spec_for(config: TrainConfig) -> ModelSpec:
     if config.init_model:
         sibling = Path(config.init_model).parent / "spec.json"
@@ -262,8 +285,7 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
     model_path = out / "model.keras"
     if model_path.exists():
         model_path.unlink()  # never leave an older run's model next to this run's history
-    fit_callbacks = [recorder.callback,
-                     keras.callbacks.ModelCheckpoint(str(model_path), monitor="val_loss", save_best_only=True)]
+    fit_callbacks = [recorder.callback, _best_checkpoint(model_path)]
     if config.patience:
         fit_callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=config.restore_best))
