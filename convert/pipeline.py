@@ -40,7 +40,7 @@ class ConvertOptions:
     data: str | None = None
     split_file: Path | None = None
     labels: list[str] | None = None
-    split: str = "val"
+    split: str | None = None  # default "val"; "test" when the data has no val split (e.g. CIFAR archive)
     rep_size: int = 300
     max_eval: int | None = None
     accuracy_check: bool = True
@@ -118,6 +118,13 @@ def _default_out(source: ConversionSource, mode: str) -> Path:
     return source.model_path.with_name(f"{source.model_path.stem}-{mode}")
 
 
+def _default_split(data: SplitData) -> str:
+    if len(data.indices.get("val", ())) or not len(data.indices.get("test", ())):
+        return "val"
+    log.info("the data has no val split: checking accuracy on the test split")
+    return "test"
+
+
 def _destination(options: ConvertOptions, source: ConversionSource, mode: str, n_modes: int) -> Path:
     if options.out is None:
         return _default_out(source, mode)
@@ -176,12 +183,13 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
     eval_images = eval_labels = keras_probs = None
     if options.accuracy_check:
         assert data is not None
-        eval_labels = data.labels(options.split)
+        split = options.split or _default_split(data)
+        eval_labels = data.labels(split)
         subset = None
         if options.max_eval and len(eval_labels) > options.max_eval:
             subset = np.sort(np.random.default_rng(options.seed).choice(len(eval_labels), options.max_eval, False))
             eval_labels = eval_labels[subset]
-        eval_images = data.images(options.split, spec, subset)
+        eval_images = data.images(split, spec, subset)
         keras_probs = acc.keras_probabilities(model, eval_images)
 
     rng = np.random.default_rng(options.seed)
@@ -205,7 +213,7 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
         if options.accuracy_check:
             tflite_probs = acc.tflite_probabilities(tflite, eval_images, mode)
             report = acc.compare(keras_probs, tflite_probs, eval_labels, class_names)
-            report["split"] = options.split
+            report["split"] = split
             failures = acc.gate_failures(report, options.max_drop, options.max_class_drop)
         latency = acc.latency(flatbuffer, golden_inputs, options.latency_runs)
         result = ModeResult(mode=mode, size_bytes=len(flatbuffer), size_ratio=round(len(flatbuffer) / len(float32_flatbuffer), 4),

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "scaling its training used (e.g. 0.00392156862745098); a Rescaling layer is added")
     data.add_argument("--rep-size", type=int, default=300, help="int8 representative images from the training split")
     check = parser.add_argument_group("accuracy check and gates")
-    check.add_argument("--split", default="val", choices=["val", "test", "train"], help="split to check on")
+    check.add_argument("--split", choices=["val", "test", "train"],
+                       help="split to check on (default val; test when the data has no val split)")
     check.add_argument("--max-eval", type=int, help="check on at most this many images (random subset)")
     check.add_argument("--no-check", dest="accuracy_check", action="store_false", help="skip the accuracy check")
     check.add_argument("--max-drop", type=float, default=1.0, help="max overall accuracy drop in points")
