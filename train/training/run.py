@@ -188,7 +188,7 @@ def _spec_for(config: TrainConfig) -> ModelSpec:
     return load_spec(config.model)
 
 
-def _load_init_model(path: str, num_classes: int) -> Any:
+def _load_init_model(path: str, num_classes: int, input_shape: tuple[int, ...]) -> Any:
     import keras
 
     if not Path(path).is_file():
@@ -200,6 +200,9 @@ def _load_init_model(path: str, num_classes: int) -> Any:
     if int(model.output_shape[-1]) != num_classes:
         raise UserError(f"init model {path} has {model.output_shape[-1]} outputs but the dataset has "
                         f"{num_classes} classes: fine-tuning needs the same classes")
+    if tuple(model.input_shape[1:]) != tuple(input_shape):
+        raise UserError(f"init model {path} takes {list(model.input_shape[1:])} images but the dataset has "
+                        f"{list(input_shape)}: load it at the model's size (--image-size)")
     return model
 
 
@@ -273,7 +276,7 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
     steps = math.ceil(len(indices["train"]) / config.batch_size)
 
     with strategy.scope():
-        model = (_load_init_model(config.init_model, num_classes) if config.init_model
+        model = (_load_init_model(config.init_model, num_classes, images.shape[1:]) if config.init_model
                  else build_model(spec, num_classes))
         model.compile(optimizer=_optimizer(config, steps),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
