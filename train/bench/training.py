@@ -162,6 +162,8 @@ def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any
              "Each cell: edgekit mean ± std over seeds / the chapter's single run.", "",
              "| preset | params (edgekit / chapter) | " + " | ".join(title for _, title, _ in FIGURES) + " |",
              "|---|---|" + "---|" * len(FIGURES)]
+    if not results:
+        lines.append("| (chapter table not run in this invocation: see --presets/--seeds, or drop --no-table) | | | | | | |")
     for preset, summaries in results.items():
         stats = aggregate(summaries)
         chapter = CHAPTER_RESULTS.get(preset, {})
