@@ -253,7 +253,8 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
             manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs)
             if options.check_runtime:
                 reports = check_runtime(folder / MODEL_FILE, folder / GOLDEN_FILE, options.check_runtime,
-                                        manifest["golden"]["atol"] or DEFAULT_FLOAT_ATOL)
+                                        manifest["golden"]["atol"] or DEFAULT_FLOAT_ATOL,
+                                        made_by=(tflite.backend, tflite.backend_version))
                 result.runtime = summarize(reports)
                 log.info("%s: runtime check\n%s", mode, format_reports(reports))
                 bad = [r["python"] for r in reports if not environment_ok(r)]

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from edge.bundle import DEFAULT_FLOAT_ATOL
+from edge.bundle import DEFAULT_FLOAT_ATOL, INTEGER_STEPS_OTHER_INTERPRETER
 from edge.errors import UserError
 
 PROBE = Path(__file__).with_name("runtime_probe.py")
@@ -28,14 +28,15 @@ def _clean_env() -> dict[str, str]:
 
 
 def probe_environment(python: str | Path, model: Path, golden: Path, atol: float = DEFAULT_FLOAT_ATOL,
-                      timeout: float = 300) -> dict[str, Any]:
+                      timeout: float = 300, made_by: tuple[str, str] | None = None) -> dict[str, Any]:
     """One environment's report: {"python", "interpreters": [{interpreter, version, loads, error, outputs_match}]}."""
     python = str(python)
     if not Path(python).exists():
         raise UserError(f"Python {python} does not exist: give the path of the environment's python "
                         "(e.g. .venv-pi214/bin/python; `make pi-env` builds one)")
     try:
-        done = subprocess.run([python, str(PROBE), str(model), str(golden), repr(atol)],
+        done = subprocess.run([python, str(PROBE), str(model), str(golden), repr(atol),
+                               "==".join(made_by) if made_by else "-", str(INTEGER_STEPS_OTHER_INTERPRETER)],
                               capture_output=True, text=True, timeout=timeout, env=_clean_env())
     except (OSError, subprocess.TimeoutExpired) as error:
         return {"python": python, "error": f"could not run: {error}", "interpreters": []}
@@ -51,9 +52,9 @@ def probe_environment(python: str | Path, model: Path, golden: Path, atol: float
 
 
 def check_runtime(model: Path, golden: Path, pythons: list[str | Path],
-                  atol: float = DEFAULT_FLOAT_ATOL) -> list[dict[str, Any]]:
-    """Reports for every environment."""
-    return [probe_environment(python, model, golden, atol) for python in pythons]
+                  atol: float = DEFAULT_FLOAT_ATOL, made_by: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    """Reports for every environment; `made_by` is the (interpreter, version) that made the golden outputs."""
+    return [probe_environment(python, model, golden, atol, made_by=made_by) for python in pythons]
 
 
 def environment_ok(report: dict[str, Any]) -> bool:
@@ -74,7 +75,8 @@ def summarize(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in report.get("interpreters", []):
             rows.append({"python": report["python"], "interpreter": r["interpreter"], "version": r["version"],
                          "loads": r["loads"], "outputs_match": r["outputs_match"], "error": r["error"],
-                         "max_abs_diff": r.get("max_abs_diff"), "top1_agreement": r.get("top1_agreement")})
+                         "max_abs_diff": r.get("max_abs_diff"), "top1_agreement": r.get("top1_agreement"),
+                         "bit_exact": r.get("bit_exact"), "rule": r.get("rule")})
     return rows
 
 
@@ -91,6 +93,8 @@ def format_reports(reports: list[dict[str, Any]]) -> str:
             if row.get("top1_agreement") is not None:
                 match += f", top-1 agreement {row['top1_agreement']:.0%} on golden inputs"
             match += ")"
+        if row["outputs_match"] and row.get("bit_exact") is False:
+            match += f" ({row['rule']}; max diff {row['max_abs_diff']:g}, not bit-exact)"
         error = f": {row['error']}" if row["error"] else ""
         lines.append(f"  {verdict:4} {row['python']} | {name} | {load} | {match}{error}")
     return "\n".join(lines)

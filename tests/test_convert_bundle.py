@@ -66,18 +66,60 @@ def test_labels_do_not_match_output_size(bundles, tmp_path):
         verify_bundle(folder)
 
 
-def test_golden_mismatch_fails_self_test(bundles, tmp_path):
-    folder = _copy(bundles["int8"], tmp_path)
+def _rewrite_golden(folder, change_outputs, made_by=None):
     with np.load(folder / "golden.npz") as data:
         inputs, outputs = data["inputs"], data["outputs"].copy()
-    outputs[0, 0] ^= 1
+    outputs = change_outputs(outputs)
     np.savez(folder / "golden.npz", inputs=inputs, outputs=outputs)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["files"]["golden.npz"] = file_sha256(folder / "golden.npz")
+    if made_by is not None:
+        manifest["tools"]["interpreter"] = made_by
     (folder / "manifest.json").write_text(json.dumps(manifest))
     bundle = open_bundle(folder)
-    with pytest.raises(BundleError, match="does not reproduce the golden outputs exactly"):
-        self_test(bundle, TFLiteModel(bundle.model_path, num_threads=1))
+    return bundle, TFLiteModel(bundle.model_path, num_threads=1)
+
+
+def _nudge_runner_up(outputs, steps):
+    """Move each golden output's second-best class by `steps`, never changing the top-1."""
+    outputs = outputs.astype(np.int64)
+    for row in outputs:
+        order = np.argsort(row)
+        row[order[-2]] = max(row[order[-2]] - steps, 0)
+    return outputs.astype(np.uint8)
+
+
+def test_golden_mismatch_fails_self_test(bundles, tmp_path):
+    def flip_one_bit(outputs):
+        outputs[0, 0] ^= 1
+        return outputs
+
+    bundle, model = _rewrite_golden(_copy(bundles["int8"], tmp_path), flip_one_bit)
+    with pytest.raises(BundleError, match=r"does not reproduce the golden outputs \(exact;"):
+        self_test(bundle, model)
+
+
+def test_other_interpreter_allows_a_few_steps_but_not_a_different_label(bundles, tmp_path):
+    other = {"name": "tflite_runtime", "version": "2.14.0"}
+    bundle, model = _rewrite_golden(_copy(bundles["int8"], tmp_path / "a"),
+                                    lambda o: _nudge_runner_up(o, 2), made_by=other)
+    report = self_test(bundle, model)
+    assert report["max_abs_diff"] > 0 and "within 8 steps" in report["rule"]
+
+    bundle, model = _rewrite_golden(_copy(bundles["int8"], tmp_path / "b"),
+                                    lambda o: _nudge_runner_up(o, 40), made_by=other)
+    with pytest.raises(BundleError, match="within 8 steps"):
+        self_test(bundle, model)
+
+    def swap_top_two(outputs):
+        for row in outputs:
+            order = np.argsort(row)
+            row[order[-1]], row[order[-2]] = row[order[-2]], row[order[-1]]
+        return outputs
+
+    bundle, model = _rewrite_golden(_copy(bundles["int8"], tmp_path / "c"), swap_top_two, made_by=other)
+    with pytest.raises(BundleError, match="top-1 agreement"):
+        self_test(bundle, model)
 
 
 def test_unlisted_file_rejected(bundles, tmp_path):
