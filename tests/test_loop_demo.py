@@ -1,0 +1,47 @@
+"""`edgekit demo --quick`: every step of the loop runs, and the car's runtime swaps models mid-drive."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import run_edgekit
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_every_step_and_hot_swaps(tmp_path):
+    out = tmp_path / "demo"
+    result = run_edgekit("demo", "--quick", "--out", str(out), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if re.match(r"\[\s*\d+/\d+\]", line)]
+    steps = ["dataset", "split", "audit", "train", "convert", "bundle", "register", "deploy", "drive", "pull",
+             "label", "ingest", "retrain", "gate", "promote", "hot-swap", "compare", "report"]
+    assert [line.split("]", 1)[1].split()[0] for line in lines] == steps
+    assert "PASSED" in lines[steps.index("gate")]
+
+    # the swap, from the runtime's own JSON lines: one process, v0001 then v0002, every frame once
+    records = [json.loads(line) for line in (out / "car" / "logs" / "swap.jsonl").read_text().splitlines()]
+    versions = [r["model_version"] for r in records]
+    assert versions[0] == "signals:v0001" and versions[-1] == "signals:v0002"
+    switch = versions.index("signals:v0002")
+    assert set(versions[:switch]) == {"signals:v0001"} and set(versions[switch:]) == {"signals:v0002"}
+    assert [r["frame"] for r in records] == list(range(len(records)))
+    assert "model swapped: signals:v0001 -> signals:v0002" in (out / "car" / "logs" / "swap.log").read_text()
+    assert (out / "car" / "current").resolve().name == "v0002"
+
+    # the loop's products exist and the summary names them
+    assert (out / "models" / "signals" / "production").read_text().strip() == "v0002"
+    assert (out / "runs" / "v0002" / "report" / "report.md").is_file()
+    assert (out / "drive.png").stat().st_size > 1000 and (out / "runs" / "v0001" / "curves.png").is_file()
+    assert "before/after on the same" in result.stdout and "reports and pictures in" in result.stdout
+    assert json.loads((out / "demo.json").read_text())["status"] == "done"
+
+    # a second run starts clean; a folder that is not a demo is refused, untouched
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    refused = run_edgekit("demo", "--quick", "--out", str(other))
+    assert refused.returncode != 0 and "not a demo folder" in refused.stderr
+    assert (other / "keep.txt").read_text() == "mine"
