@@ -27,7 +27,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--input-shape must look like 32x32x3, got {args.input_shape!r}") from None
     print(f"{'preset':<16} {'params':>11} {'chapter':>11}  description")
     for name in args.names or list(PRESETS):
-        spec = load_spec(name, input_shape=shape)  # type: ignore[arg-type]
+        try:
+            spec = load_spec(name, input_shape=shape)  # type: ignore[arg-type]
+        except UserError as error:
+            if args.names:
+                raise
+            print(f"{name:<16} {'-':>11} {'':>11}  does not fit {args.input_shape}: {error}")
+            continue
         model = build_model(spec, args.classes)
         chapter = CHAPTER_PARAMS.get(name)
         chapter_text = f"{chapter:,}" if chapter and shape == (32, 32, 3) and args.classes == 10 else ""
