@@ -45,3 +45,20 @@ def test_quick_demo_runs_every_step_and_hot_swaps(tmp_path):
     refused = run_edgekit("demo", "--quick", "--out", str(other))
     assert refused.returncode != 0 and "not a demo folder" in refused.stderr
     assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_demo_folder_starts_clean_and_never_clears_a_foreign_folder(tmp_path):
+    from edge.errors import UserError
+    from train.commands.demo import MARKER, _start_clean
+
+    previous = tmp_path / "demo"
+    (previous / "car").mkdir(parents=True)
+    (previous / MARKER).write_text("{}")
+    assert "starting clean" in _start_clean(previous) and not previous.exists()
+    assert _start_clean(tmp_path / "new") == "new folder"
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "a.jpg").write_bytes(b"x")
+    with pytest.raises(UserError, match="not a demo folder"):
+        _start_clean(foreign)
+    assert (foreign / "a.jpg").exists()
