@@ -62,3 +62,21 @@ def test_demo_folder_starts_clean_and_never_clears_a_foreign_folder(tmp_path):
     with pytest.raises(UserError, match="not a demo folder"):
         _start_clean(foreign)
     assert (foreign / "a.jpg").exists()
+
+
+def test_log_session_names_the_run_and_refuses_path_like_names(tmp_path):
+    from types import SimpleNamespace
+
+    from edge.errors import UserError
+    from edge.samplelog.part import from_options
+    from edge.samplelog.store import SampleStore
+
+    context = SimpleNamespace(loaded=SimpleNamespace(labels=["green", "red"], version="m:v1", spec=None, bundle=None))
+    logger = from_options({"dir": str(tmp_path / "s"), "random": "1", "session": "drive-1"}, context)
+    assert logger.session_id == "drive-1"
+    logger.shutdown()
+    with SampleStore(tmp_path / "s", readonly=True) as store:
+        assert [s["session_id"] for s in store.sessions()] == ["drive-1"]
+    for bad in ("../x", "/abs", "a b"):
+        with pytest.raises(UserError, match="not a plain name"):
+            from_options({"dir": str(tmp_path / "t"), "random": "1", "session": bad}, context)
