@@ -304,7 +304,9 @@ def self_test(bundle: Bundle, model: TFLiteModel) -> dict[str, Any]:
         raise BundleError(f"golden outputs have shape {expected.shape}, the model gives {actual.shape}")
     integer = model.is_integer and np.issubdtype(expected.dtype, np.integer)
     made_by = bundle.manifest.get("tools", {}).get("interpreter", {})
-    same_interpreter = (made_by.get("name"), made_by.get("version")) == (model.backend, model.backend_version)
+    # A manifest that does not name the interpreter gets the strict rule.
+    same_interpreter = not made_by or (made_by.get("name"), made_by.get("version")) == (
+        model.backend, model.backend_version)
     diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
     max_diff = float(diff.max())
     top1_agreement = float((actual.argmax(-1) == expected.argmax(-1)).mean())
