@@ -66,7 +66,9 @@ def test_keyboard_labeling_in_headless_chromium(served_store):
         page.goto(url)
         page.wait_for_selector("body[data-ready='1']")
         assert page.inner_text("#predicted") == "model: green"
-        assert page.evaluate("document.getElementById('img').naturalWidth") == 16  # the image loaded
+        # the image loaded (wait for it: under load it can arrive after the page says it is ready)
+        page.wait_for_function("document.getElementById('img').complete")
+        assert page.evaluate("document.getElementById('img').naturalWidth") == 16
 
         saved = 0
 
