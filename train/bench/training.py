@@ -158,7 +158,8 @@ def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any
              f"{args.epochs} epochs, batch {args.batch_size}, Adam lr 0.001; seeds {args.seeds}"
              + (f"; **limited to {args.limit} train/val images**" if args.limit else "") + ".",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU(s), shared with other jobs; "
-             f"whole benchmark run: {wall_s / 60:.1f} min.", "",
+             f"this invocation took {wall_s / 60:.1f} min (runs reused from earlier invocations not counted); "
+             f"1/5/15-min load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}.", "",
              "Each cell: edgekit mean ± std over seeds / the chapter's single run.", "",
              "| preset | params (edgekit / chapter) | " + " | ".join(title for _, title, _ in FIGURES) + " |",
              "|---|---|" + "---|" * len(FIGURES)]

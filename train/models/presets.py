@@ -57,7 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"type": "dropout", "rate": 0.2},
         ],
         # the recipe `edgekit train --preset car-small` uses unless told otherwise
-        "recipe": {"epochs": 25, "batch_size": 128, "optimizer": "adam", "learning_rate": 0.003,
+        "recipe": {"epochs": 15, "batch_size": 128, "optimizer": "adam", "learning_rate": 0.003,
                    "lr_schedule": "onecycle", "label_smoothing": 0.1, "weight_decay": 0.0,
                    "augment": {"horizontal_flip": True, "width_shift_range": [-4, -2, 0, 2, 4],
                                "height_shift_range": [-4, -2, 0, 2, 4]}},
