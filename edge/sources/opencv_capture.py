@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 
 from edge.frame import Frame
@@ -9,7 +11,49 @@ from edge.preprocess import to_rgb_uint8
 from edge.sources.base import SourceError, make_frame
 
 
-class OpenCVCaptureSource:
+class OpenCVReader:
+    """What every `cv2.VideoCapture` source shares: open with a check, frames BGR -> RGB, close.
+
+    Frames are numbered from where the last capture stopped, so a reopen continues the count.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.fps: float | None = None
+        self._capture: cv2.VideoCapture | None = None
+        self._index = 0
+
+    def _open(self, target: str | int, backend: int, failure: str,
+              configure: Callable[[cv2.VideoCapture], None] | None = None) -> None:
+        """Open `target`, raising SourceError(failure) if OpenCV cannot; `configure` runs before fps is read."""
+        capture = cv2.VideoCapture(target, backend)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(failure)
+        if configure is not None:
+            configure(capture)
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and fps > 0 else None
+        self._capture = capture
+
+    def read(self) -> Frame | None:
+        """The next frame, or None when the capture gives none."""
+        if self._capture is None:
+            raise SourceError(f"{self.name} is not open")
+        ok, image = self._capture.read()
+        if not ok or image is None:
+            return None
+        frame = make_frame(to_rgb_uint8(image), self._index)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class OpenCVCaptureSource(OpenCVReader):
     """Frames from `cv2.VideoCapture`, converted once from BGR to RGB.
 
     Args:
@@ -24,41 +68,25 @@ class OpenCVCaptureSource:
     live = True
 
     def __init__(self, target: str | int, size: tuple[int, int] | None = None) -> None:
+        super().__init__(str(target))
         self.target = target
         self.size = size
-        self.name = str(target)
-        self.fps: float | None = None
-        self._capture: cv2.VideoCapture | None = None
-        self._index = 0
 
     def _backend(self) -> int:
         if isinstance(self.target, str) and "!" in self.target:
             return cv2.CAP_GSTREAMER
         return cv2.CAP_ANY
 
-    def open(self) -> None:
-        capture = cv2.VideoCapture(self.target, self._backend())
-        if not capture.isOpened():
-            capture.release()
-            raise SourceError(f"cannot open camera/stream {self.name}")
+    def _set_size(self, capture: cv2.VideoCapture) -> None:
         if self.size and isinstance(self.target, int | str) and not str(self.target).startswith(("rtsp:", "http")):
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if fps and fps > 0 else None
-        self._capture = capture
+
+    def open(self) -> None:
+        self._open(self.target, self._backend(), f"cannot open camera/stream {self.name}", self._set_size)
 
     def read(self) -> Frame | None:
-        if self._capture is None:
-            raise SourceError(f"{self.name} is not open")
-        ok, image = self._capture.read()
-        if not ok or image is None:
+        frame = super().read()
+        if frame is None:
             raise SourceError(f"no frame from {self.name} (unplugged or stream ended)")
-        frame = make_frame(to_rgb_uint8(image), self._index)
-        self._index += 1
         return frame
-
-    def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
