@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.bundle import BundleError, file_sha256, open_bundle, self_test, verify_bundle
+from edge.bundle import BundleError, open_bundle, self_test, verify_bundle
 from edge.interpreter import TFLiteModel
 from tests.conftest import DEVICE_PYTHON, run_edgekit
+from tests.tiny_bundles import rewrite_golden
 
 
 def _copy(bundle: Path, tmp_path: Path) -> Path:
@@ -67,15 +68,7 @@ def test_labels_do_not_match_output_size(bundles, tmp_path):
 
 
 def _rewrite_golden(folder, change_outputs, made_by=None):
-    with np.load(folder / "golden.npz") as data:
-        inputs, outputs = data["inputs"], data["outputs"].copy()
-    outputs = change_outputs(outputs)
-    np.savez(folder / "golden.npz", inputs=inputs, outputs=outputs)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"]["golden.npz"] = file_sha256(folder / "golden.npz")
-    if made_by is not None:
-        manifest["tools"]["interpreter"] = made_by
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    rewrite_golden(folder, change_outputs, None if made_by is None else lambda m: m["tools"].update(interpreter=made_by))
     bundle = open_bundle(folder)
     return bundle, TFLiteModel(bundle.model_path, num_threads=1)
 

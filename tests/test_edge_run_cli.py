@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEVICE_PYTHON, ROOT, run_edgekit
-from tests.edge_runtime_bundles import corrupt_model, tiny_int8_tflite, write_bundle
+from tests.tiny_bundles import corrupt_model, int8_tflite, write_bundle
 
 HEAVY = {"tensorflow", "keras", "train", "convert"}
 
 
 @pytest.fixture(scope="module")
 def bundle(pytestconfig, tmp_path_factory) -> Path:
-    flatbuffer = tiny_int8_tflite(pytestconfig.cache.mkdir("edge-runtime"))
+    flatbuffer = int8_tflite(pytestconfig.cache.mkdir("edge-runtime"))
     return write_bundle(tmp_path_factory.mktemp("bundles") / "v0001", flatbuffer)
 
 

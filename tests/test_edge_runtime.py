@@ -13,18 +13,12 @@ from edge.bundle import BundleError
 from edge.errors import UserError
 from edge.runtime import Runtime, load_config
 from edge.runtime.jpeg_part import JpegWriter
-from tests.edge_runtime_bundles import (
-    corrupt_model,
-    point,
-    tiny_int8_tflite,
-    write_bundle,
-    wrong_golden,
-)
+from tests.tiny_bundles import corrupt_model, int8_tflite, point, write_bundle, wrong_golden
 
 
 @pytest.fixture(scope="module")
 def flatbuffer(pytestconfig) -> bytes:
-    return tiny_int8_tflite(pytestconfig.cache.mkdir("edge-runtime"))
+    return int8_tflite(pytestconfig.cache.mkdir("edge-runtime"))
 
 
 @pytest.fixture

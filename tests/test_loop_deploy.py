@@ -12,7 +12,7 @@ import pytest
 
 from edge.bundle import verify_bundle
 from tests.conftest import DEVICE_PYTHON, run_edgekit
-from tests.loop_bundles import write_bundle
+from tests.tiny_bundles import float_tflite, write_bundle
 from train.deploy import DeployError, LocalTarget, SshTarget, deploy, rollback, status
 from train.registry import Registry
 
@@ -24,7 +24,7 @@ CAR_EDGEKIT = [CAR_PYTHON, "-m", "edge.cli"]
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bundles")
-    return {v: write_bundle(root / v, version=v) for v in ("v0001", "v0002", "v0003", "v0004")}
+    return {v: write_bundle(root / v, float_tflite(), name="signals", version=v) for v in ("v0001", "v0002", "v0003", "v0004")}
 
 
 def car(tmp_path: Path, edgekit: list[str] | None = None) -> LocalTarget:

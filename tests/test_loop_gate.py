@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.loop_bundles import LABELS, write_bundle
+from tests.tiny_bundles import LABELS, float_tflite, write_bundle
 from train.gate import GateRules, decide, evaluate, evaluate_bundle
 
 
@@ -43,7 +43,7 @@ def test_gate_rules():
 
 
 def test_evaluate_bundle_uses_the_tflite_model(tmp_path):
-    bundle = write_bundle(tmp_path / "b")
+    bundle = write_bundle(tmp_path / "b", float_tflite(), name="signals")
     images = np.random.default_rng(0).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
     from edge.interpreter import TFLiteModel
 

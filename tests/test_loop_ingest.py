@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from tests.conftest import run_edgekit
-from tests.loop_bundles import LABELS, write_bundle
 from tests.loop_store import make_store
+from tests.tiny_bundles import LABELS, float_tflite, write_bundle
 from train.data.dataset import Dataset
 from train.labeling.decisions import LabelDB
 from train.splits import load_split, make_split
 
 
 def test_ingest_merges_labeled_samples_and_extends_the_split(tmp_path):
-    bundle = write_bundle(tmp_path / "bundle")  # 8x8 model input
+    bundle = write_bundle(tmp_path / "bundle", float_tflite(), name="signals")  # 8x8 model input
     rng = np.random.default_rng(1)
     base = Dataset(rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8), np.arange(40) % 4, LABELS,
                    np.asarray([f"scene{i // 2}" for i in range(40)]), np.asarray([f"syn:{i}" for i in range(40)]))
@@ -42,7 +42,7 @@ def test_ingest_merges_labeled_samples_and_extends_the_split(tmp_path):
 
 
 def test_ingest_without_labels_is_a_user_error(tmp_path):
-    bundle = write_bundle(tmp_path / "bundle")
+    bundle = write_bundle(tmp_path / "bundle", float_tflite(), name="signals")
     store = make_store(tmp_path / "store", n=2)
     result = run_edgekit("ingest", str(store), "--into", str(tmp_path / "d.npz"), "--bundle", str(bundle))
     assert result.returncode != 0 and "Traceback" not in result.stderr

@@ -22,14 +22,22 @@ from edge.samplelog.logger import SampleLogger
 from edge.samplelog.policies import LogPolicy
 from edge.samplelog.store import SampleStore
 from tests.conftest import ROOT, run_edgekit
-from tests.samplelog_bundles import LABELS, make_bundle
 from tests.test_samplelog_store import make_frame, make_result
+from tests.tiny_bundles import LABELS, float_tflite, write_bundle
+
+TRAINING_DISTRIBUTION = {"green": 0.3, "none": 0.2, "red": 0.3, "yellow": 0.2}
 
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bundles")
     return make_bundle(folder / "primary", seed=0), make_bundle(folder / "shadow", seed=1, version="v0002")
+
+
+def make_bundle(folder: Path, seed: int, version: str = "v0001") -> Path:
+    """A bundle whose model disagrees with other seeds', with a training distribution for drift checks."""
+    return write_bundle(folder, float_tflite(seed), name=f"lights{seed}", version=version, roi=(0.25, 0, 0.5, 0.5),
+                        training_distribution=TRAINING_DISTRIBUTION)
 
 
 def run_args(bundle: Path, store: Path, *extra: str) -> list[str]:
