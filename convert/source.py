@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import zipfile
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import UserError
+from edge.jsonfile import read_json_object
 from edge.preprocess import PreprocessSpec
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,7 @@ def _read_run_json(folder: Path) -> dict[str, Any]:
     path = folder / "run.json"
     if not path.is_file():
         raise UserError(f"{folder} has no run.json: give a run folder from `edgekit train` or a .keras file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{path} is not valid JSON ({error}): fix or re-create the run") from error
-    if not isinstance(data, dict):
-        raise UserError(f"{path} is not a JSON object: fix or re-create the run")
-    return data
+    return read_json_object(path, "fix or re-create the run")
 
 
 def resolve_source(

@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tarfile
 import tempfile
@@ -36,6 +35,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.interpreter import TFLiteModel
+from edge.jsonfile import read_json_object
 from edge.preprocess import PreprocessSpec
 
 FORMAT_VERSION = 1
@@ -166,12 +166,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.is_file():
         raise BundleError(f"{root} has no {MANIFEST}: not an edgekit bundle")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BundleError(f"{path} is not valid JSON ({error}): the bundle is corrupt, rebuild it") from error
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{path} is not a JSON object: the bundle is corrupt, rebuild it")
+    manifest = read_json_object(path, "the bundle is corrupt, rebuild it", BundleError)
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise BundleError(
