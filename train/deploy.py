@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -42,7 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from edge.bundle import file_sha256
 from edge.errors import UserError
+from train.registry import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class LocalTarget:
 
     def release_manifest_sha256(self, release: str) -> str | None:
         manifest = self.releases / release / "manifest.json"
-        return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None
+        return file_sha256(manifest) if manifest.is_file() else None
 
     def upload(self, bundle_dir: Path, release: str) -> None:
         incoming = self.releases / f"{INCOMING_PREFIX}{release}-{os.getpid()}"
@@ -159,7 +160,7 @@ class LocalTarget:
                     os.fsync(handle.fileno())
         os.rename(incoming, self.releases / release)
         os.utime(self.releases / release)  # deploy time orders the releases for --keep
-        _fsync_dir(self.releases)
+        fsync_dir(self.releases)
 
     def verify(self, release: str) -> dict[str, Any]:
         command = [*self.edgekit, "bundle", "verify", "--json", str(self.releases / release)]
@@ -193,7 +194,7 @@ class LocalTarget:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def releases_newest_first(self) -> list[str]:
         if not self.releases.is_dir():
@@ -285,16 +286,6 @@ class SshTarget:
         return [name for name in out.split() if not name.startswith(".")]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def open_target(spec: str, edgekit: str | None = None, ssh: str | None = None,
                 verify_timeout: float = DEFAULT_VERIFY_TIMEOUT) -> Target:
     """'PATH' -> LocalTarget, 'user@host:PATH' -> SshTarget.
@@ -327,7 +318,7 @@ def deploy(bundle_dir: Path, release: str, target: Target, keep: int = 3) -> Dep
     if keep < 2:
         raise DeployError(f"--keep must be at least 2 (current and previous), got {keep}")
     target.prepare()
-    local_sha = hashlib.sha256((Path(bundle_dir) / "manifest.json").read_bytes()).hexdigest()
+    local_sha = file_sha256(Path(bundle_dir) / "manifest.json")
     existing_sha = target.release_manifest_sha256(release)
     copied = existing_sha is None
     if existing_sha is not None and existing_sha != local_sha:

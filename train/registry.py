@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.bundle import file_sha256
 from edge.errors import UserError
 
 DEFAULT_ROOT = Path("models")
@@ -91,15 +91,8 @@ def format_version(number: int) -> str:
     return f"v{number:04d}"
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or new entry in `path` durable; a file system that cannot is skipped."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -125,7 +118,7 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -292,10 +285,10 @@ class Registry:
                 parent=parent or None,
                 registered_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 source_bundle=str(bundle.resolve()),
-                bundle_manifest_sha256=sha256_file(bundle / "manifest.json"),
+                bundle_manifest_sha256=file_sha256(bundle / "manifest.json"),
             )
             if keras_model is not None:
-                record["keras_sha256"] = sha256_file(staging / "model.keras")
+                record["keras_sha256"] = file_sha256(staging / "model.keras")
             write_json_atomic(staging / "lineage.json", record)
             if isinstance(record.get("spec"), dict):  # fine-tuning finds the spec next to model.keras
                 write_json_atomic(staging / "spec.json", record["spec"])
@@ -319,7 +312,7 @@ class Registry:
                     number += 1
                     continue
                 raise
-            _fsync_dir(folder)
+            fsync_dir(folder)
             return target.name
 
     def update_metrics(self, name: str, version: str, extra: dict[str, Any]) -> ModelVersion:
