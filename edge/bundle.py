@@ -324,6 +324,24 @@ def self_test(bundle: Bundle, model: TFLiteModel) -> dict[str, Any]:
             "top1_agreement": top1_agreement, "rule": rule}
 
 
+def load_verified(path: Path | str, num_threads: int | None = None) -> tuple[Bundle, TFLiteModel, dict[str, Any]]:
+    """Open a bundle (checksums checked), build its interpreter and run the golden self-test.
+
+    Returns (bundle, model, self-test report); raises BundleError on the first failure.
+
+    Example:
+        >>> bundle, model, golden = load_verified("current", num_threads=2)
+    """
+    bundle = open_bundle(path, verify=True)
+    try:
+        model = TFLiteModel(bundle.model_path, num_threads=num_threads)
+    except BundleError:
+        raise
+    except UserError as error:
+        raise BundleError(str(error)) from error
+    return bundle, model, self_test(bundle, model)
+
+
 def verify_bundle(path: Path | str, num_threads: int | None = None) -> dict[str, Any]:
     """Everything a device checks before it trusts a bundle; raises BundleError on the first failure.
 
@@ -334,14 +352,7 @@ def verify_bundle(path: Path | str, num_threads: int | None = None) -> dict[str,
         >>> verify_bundle("bundles/lights-v3.tar.gz")["self_test"]
         'ok'
     """
-    bundle = open_bundle(path, verify=True)
-    try:
-        model = TFLiteModel(bundle.model_path, num_threads=num_threads)
-    except BundleError:
-        raise
-    except UserError as error:
-        raise BundleError(str(error)) from error
-    golden = self_test(bundle, model)
+    bundle, model, golden = load_verified(path, num_threads)
     return {
         "path": str(bundle.source),
         "name": bundle.name,

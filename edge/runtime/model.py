@@ -7,8 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.bundle import Bundle, BundleError, open_bundle, self_test
-from edge.errors import UserError
+from edge.bundle import Bundle, BundleError, load_verified
 from edge.interpreter import TFLiteModel
 from edge.preprocess import PreprocessSpec
 
@@ -60,14 +59,7 @@ def load_model(path: Path, threads: int | None = None,
         'lights:v0003'
     """
     identity = bundle_identity(path)
-    bundle = open_bundle(os.path.realpath(path), verify=True)
-    try:
-        model = TFLiteModel(bundle.model_path, num_threads=threads)
-    except BundleError:
-        raise
-    except UserError as error:
-        raise BundleError(str(error)) from error
-    self_test(bundle, model)
+    bundle, model, _ = load_verified(os.path.realpath(path), threads)
     spec = bundle.preprocess
     if roi is not None:
         spec = dataclasses.replace(spec, roi=roi)
