@@ -13,6 +13,7 @@ from edge.bundle import BundleError
 from edge.errors import UserError
 from edge.runtime import Runtime, load_config
 from edge.runtime.jpeg_part import JpegWriter
+from edge.runtime.parts import MAX_ERRORS_IN_A_ROW
 from tests.tiny_bundles import corrupt_model, int8_tflite, point, write_bundle, wrong_golden
 
 
@@ -60,6 +61,44 @@ def test_quiet_callback_and_part_counters(bundle, tmp_path):
     assert sorted(p.name[:8] for p in (tmp_path / "frames").iterdir()) == [f"{i:08d}" for i in (0, 5, 10, 15)]
     stats = runtime.snapshot()
     assert stats["jpeg.written"] == 4 and stats["jpeg.dropped"] == 0
+
+
+class FailingPart:
+    """Raises on the frames `fails` says; counts the results it took."""
+
+    def __init__(self, name: str, fails) -> None:
+        self.name, self.fails, self.taken = name, fails, 0
+
+    def on_result(self, frame, model_input, result) -> None:
+        if self.fails(frame.index):
+            raise OSError(f"disk full at frame {frame.index}")
+        self.taken += 1
+
+    def stats(self):
+        return {"taken": self.taken}
+
+    def shutdown(self) -> None:
+        self.shut = True
+
+
+def test_a_failing_part_is_logged_once_counted_and_switched_off_while_inference_goes_on(bundle, caplog):
+    always = FailingPart("always", lambda index: True)
+    odd = FailingPart("odd", lambda index: index % 2 == 1)
+    healthy = FailingPart("healthy", lambda index: False)
+    runtime = Runtime(_config(bundle, frames=30, quiet=True), parts=[always, odd, healthy])
+    with caplog.at_level("ERROR", logger="edge.runtime"):
+        stats = runtime.run()
+    assert stats["frames"] == 30 and healthy.taken == 30 and healthy.shut and always.shut
+    assert stats["always.errors"] == MAX_ERRORS_IN_A_ROW and stats["always.disabled"] is True
+    assert stats["odd.errors"] == 15 and odd.taken == 15 and "odd.disabled" not in stats
+    assert "healthy.errors" not in stats and stats["healthy.taken"] == 30
+    lines = [r.getMessage() for r in caplog.records]
+    assert [m for m in lines if m.startswith("part always failed")] == [
+        "part always failed on frame 0: OSError: disk full at frame 0 "
+        "(inference goes on; errors are counted in always.errors)"]
+    assert len([m for m in lines if m.startswith("part odd failed")]) == 1
+    assert [m for m in lines if "switched off" in m] == [
+        f"part always switched off after {MAX_ERRORS_IN_A_ROW} errors in a row (last: OSError: disk full at frame 9)"]
 
 
 def test_hot_swap_to_a_good_bundle_and_refusal_of_a_bad_one(tmp_path, flatbuffer):

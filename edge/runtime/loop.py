@@ -19,7 +19,7 @@ from edge.runtime.capture import END, Captured, CaptureThread
 from edge.runtime.config import RuntimeConfig
 from edge.runtime.hotswap import BundleWatcher
 from edge.runtime.model import LoadedModel, load_model
-from edge.runtime.parts import collect_stats, shutdown_all
+from edge.runtime.parts import PartGuard, collect_stats, shutdown_all
 from edge.runtime.stats import RuntimeStats, format_stats
 from edge.sources import Backoff, ResilientSource, SourceOptions, make_source
 
@@ -46,7 +46,8 @@ class Runtime:
 
     Args:
         config: the settings (see RuntimeConfig).
-        parts: consumers told about every result (edge.parts.Part).
+        parts: consumers told about every result (edge.parts.Part); one that raises is logged,
+            counted and, after repeated errors, switched off, while inference goes on.
         on_result: optional callback (frame, result) for an in-process driving loop.
         output: where JSON lines go (None: nowhere); `config.quiet` also silences them.
         stop: an event that ends the run between two frames (SIGINT/SIGTERM set it in `edgekit run`).
@@ -63,6 +64,7 @@ class Runtime:
                  loaded: LoadedModel | None = None) -> None:
         self.config = config.validate()
         self.parts = list(parts)
+        self.part_guard = PartGuard()
         self.on_result = on_result
         self.output = None if config.quiet else output
         self.stop_event = stop or threading.Event()
@@ -97,7 +99,7 @@ class Runtime:
         return self.stats.snapshot(
             reset_window=reset_window, skipped=self.capture.skipped, reopens=self.source.reopens,
             swaps=self.watcher.swaps, swaps_refused=self.watcher.rejected, model=self.current.version,
-            **collect_stats(self.parts),
+            **collect_stats(self.parts), **self.part_guard.stats(self.parts),
         )
 
     def _infer(self, item: Captured) -> tuple[Result, np.ndarray]:
@@ -112,8 +114,7 @@ class Runtime:
                            loaded.version), model_input
 
     def _emit(self, item: Captured, model_input: np.ndarray, result: Result) -> None:
-        for part in self.parts:
-            part.on_result(item.frame, model_input, result)
+        self.part_guard.notify(self.parts, item.frame, model_input, result)
         if self.on_result is not None:
             self.on_result(item.frame, result)
         if self.output is not None:

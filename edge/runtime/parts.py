@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge.errors import UserError
+from edge.frame import Frame, Result
 from edge.parts import Part
 
 log = logging.getLogger(__name__)
+
+# A part that fails on this many results in a row is switched off (inference goes on).
+MAX_ERRORS_IN_A_ROW = 10
 
 PART_FACTORIES: dict[str, str] = {
     "jpeg": "edge.runtime.jpeg_part:JpegWriter.from_options",
@@ -94,6 +100,62 @@ def parse_part_option(text: str) -> tuple[str, dict[str, Any]]:
 
 def part_name(part: Part) -> str:
     return getattr(part, "name", type(part).__name__)
+
+
+class PartGuard:
+    """Tells parts about each result; a part that raises never stops inference.
+
+    Its first error is logged as one line (part name, frame, error), every error is
+    counted (`<part>.errors` in the stats), and after `max_in_a_row` failures in a row
+    the part is switched off (`<part>.disabled`); it is still shut down at the end.
+
+    Example:
+        >>> guard = PartGuard()
+        >>> guard.notify(parts, frame, model_input, result)
+        >>> guard.stats(parts)
+        {'jpeg.errors': 2}
+    """
+
+    def __init__(self, max_in_a_row: int = MAX_ERRORS_IN_A_ROW) -> None:
+        self.max_in_a_row = max_in_a_row
+        self._errors: dict[int, int] = {}    # id(part) -> errors in all
+        self._in_a_row: dict[int, int] = {}  # id(part) -> errors since its last success
+        self._disabled: set[int] = set()
+
+    def notify(self, parts: list[Part], frame: Frame, model_input: np.ndarray, result: Result) -> None:
+        for part in parts:
+            key = id(part)
+            if key in self._disabled:
+                continue
+            try:
+                part.on_result(frame, model_input, result)
+            except Exception as error:
+                self._failed(part, key, frame, error)
+            else:
+                self._in_a_row[key] = 0
+
+    def _failed(self, part: Part, key: int, frame: Frame, error: Exception) -> None:
+        name = part_name(part)
+        self._errors[key] = self._errors.get(key, 0) + 1
+        self._in_a_row[key] = self._in_a_row.get(key, 0) + 1
+        if self._errors[key] == 1:
+            log.error("part %s failed on frame %d: %s: %s (inference goes on; errors are counted in %s.errors)",
+                      name, frame.index, type(error).__name__, error, name)
+            log.debug("part %s error", name, exc_info=error)
+        if self._in_a_row[key] >= self.max_in_a_row:
+            self._disabled.add(key)
+            log.error("part %s switched off after %d errors in a row (last: %s: %s)",
+                      name, self._in_a_row[key], type(error).__name__, error)
+
+    def stats(self, parts: list[Part]) -> dict[str, Any]:
+        """`<part>.errors` (and `<part>.disabled`) for every part that failed."""
+        counters: dict[str, Any] = {}
+        for part in parts:
+            if self._errors.get(id(part)):
+                counters[f"{part_name(part)}.errors"] = self._errors[id(part)]
+                if id(part) in self._disabled:
+                    counters[f"{part_name(part)}.disabled"] = True
+        return counters
 
 
 def shutdown_all(parts: list[Part]) -> None:
