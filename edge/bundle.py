@@ -161,6 +161,11 @@ class Bundle:
         return dict(self.manifest.get("training_distribution", {}))
 
 
+def reported_version(manifest: dict[str, Any]) -> str:
+    """"name:version" from a manifest (or whichever of the two it has): the runtime's `model_version`."""
+    return ":".join(str(manifest[key]) for key in ("name", "version") if manifest.get(key)) or "unversioned"
+
+
 def read_manifest(root: Path) -> dict[str, Any]:
     """manifest.json of a bundle folder, with its format version checked."""
     path = root / MANIFEST

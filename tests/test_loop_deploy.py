@@ -174,6 +174,7 @@ def test_cli_deploys_from_the_registry(tmp_path, bundles):
     out = run_edgekit("deploy", "production", "--registry", str(models), "--to", str(root),
                       "--target-edgekit", shlex.join(CAR_EDGEKIT), check=True)
     assert "verify: ok" in out.stdout and "current -> v0001" in out.stdout
+    assert "release v0001 holds bundle signals:v0001" in out.stdout
     assert_current_works(root, "v0001")
     assert registry.history("signals")[-1]["action"] == "deploy"
     for args, message in [

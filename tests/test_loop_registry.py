@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,16 +130,20 @@ def test_cli_list_show_promote_rollback_without_tensorflow(tmp_path):
     bundle = make_bundle(tmp_path / "b1")
     out = run_edgekit("models", "--registry", str(models), "register", str(bundle), "--name", "signals",
                       "--run", str(run_dir), "--promote", check=True)
-    assert "registered v0001" in out.stdout
-    run_edgekit("models", "--registry", str(models), "register", str(make_bundle(tmp_path / "b2")),
+    assert "registered v0001 (bundle signals:x)" in out.stdout
+    run_edgekit("models", "--registry", str(models), "register", str(make_bundle(tmp_path / "b2", "20250101")),
                 "--name", "signals", check=True)
     listing = run_edgekit("models", "--registry", str(models), "list", check=True).stdout
     assert "* v0001" in listing and "  v0002" in listing
+    # the registry number and the bundle's own version (what the car reports) side by side
+    assert re.search(r"v0002 .* bundle signals:20250101", listing), listing
+    assert "bundle_version: signals:20250101" in run_edgekit("models", "--registry", str(models), "show", "v0002",
+                                                             check=True).stdout
     shown = json.loads(run_edgekit("models", "--registry", str(models), "show", "v0001", "--json",
                                    check=True).stdout)
     assert shown["lineage"]["dataset_sha256"] == "d1" and shown["lineage"]["spec"] == {"conv": [8]}
     assert shown["metrics"]["max_val_accuracy"] == 0.9 and shown["keras_model"].endswith("model.keras")
-    assert shown["production"] and shown["labels"] == ["green", "red"]
+    assert shown["production"] and shown["labels"] == ["green", "red"] and shown["bundle_version"] == "signals:x"
     run_edgekit("models", "--registry", str(models), "promote", "v0002", check=True)
     back = run_edgekit("models", "--registry", str(models), "rollback", check=True)
     assert "production is now v0001" in back.stdout

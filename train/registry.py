@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.bundle import file_sha256
+from edge.bundle import file_sha256, reported_version
 from edge.errors import UserError
 
 DEFAULT_ROOT = Path("models")
@@ -77,6 +77,11 @@ class ModelVersion:
     def manifest(self) -> dict[str, Any]:
         """The bundle's manifest.json as a dict ({} if unreadable)."""
         return _read_json(self.bundle_path / "manifest.json", default={})
+
+    @property
+    def bundle_version(self) -> str:
+        """The bundle's own "name:version" (set at convert time, kept as checksummed): what the car reports."""
+        return reported_version(self.manifest())
 
 
 def version_number(version: str) -> int:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.bundle import Bundle, BundleError, load_verified
+from edge.bundle import Bundle, BundleError, load_verified, reported_version
 from edge.interpreter import TFLiteModel
 from edge.preprocess import PreprocessSpec
 
@@ -39,11 +39,6 @@ def bundle_identity(path: Path) -> tuple:
         return (real, None)
 
 
-def model_version(bundle: Bundle) -> str:
-    """"name:version" from the manifest (or whichever of the two it has)."""
-    return ":".join(part for part in (bundle.name, bundle.version) if part) or "unversioned"
-
-
 def load_model(path: Path, threads: int | None = None,
                roi: tuple[float, float, float, float] | None = None) -> LoadedModel:
     """Open, verify (checksums, labels, golden self-test) and build the interpreter; BundleError if not.
@@ -69,4 +64,4 @@ def load_model(path: Path, threads: int | None = None,
             f"{list(spec.input_shape)}: rebuild the bundle"
         )
     return LoadedModel(bundle=bundle, model=model, spec=spec, labels=bundle.labels,
-                       version=model_version(bundle), identity=identity)
+                       version=reported_version(bundle.manifest), identity=identity)

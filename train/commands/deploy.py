@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.bundle import read_manifest, reported_version
     from train.deploy import DeployError, deploy, open_target, rollback, status
 
     target = open_target(args.to, edgekit=args.target_edgekit, ssh=args.ssh,
@@ -50,16 +51,18 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="edgekit-deploy-") as scratch:
         bundle_dir, release, registry_entry = _resolve(args, Path(scratch))
         result = deploy(bundle_dir, release, target, keep=args.keep)
+        bundle_version = reported_version(read_manifest(bundle_dir))
     if registry_entry is not None:
         registry, entry = registry_entry
         registry.log_event(entry.name, "deploy", entry.version, result.previous, f"to {target.describe()}")
     if args.json:
-        print(json.dumps(result.__dict__, indent=2, default=str))
+        print(json.dumps({**result.__dict__, "bundle_version": bundle_version}, indent=2, default=str))
         return 0
     report = result.verify_report
     print(f"copy: {'copied' if result.copied else 'already on the target'} "
           f"{target.describe()}/releases/{release}")
     print(f"verify: ok on the target ({report.get('interpreter', '?')}, self-test {report.get('self_test', '?')})")
+    print(f"model: release {release} holds bundle {bundle_version} (the runtime reports this as model_version)")
     print(f"switch: current -> {release} (previous: {result.previous or 'none'})")
     if result.removed:
         print(f"removed old releases: {', '.join(result.removed)}")

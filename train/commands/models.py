@@ -86,7 +86,8 @@ def _list(registry, name: str | None) -> int:
             mark = "*" if production and entry.version == production.version else " "
             created = entry.lineage.get("registered_at", "")
             parent = entry.parent or "-"
-            print(f"  {mark} {entry.version}  {created:24}  parent {parent:6}  {_headline(entry.metrics)}")
+            print(f"  {mark} {entry.version}  {created:24}  parent {parent:6}  bundle {entry.bundle_version}  "
+                  f"{_headline(entry.metrics)}".rstrip())
     return 0
 
 
@@ -103,6 +104,7 @@ def _show(registry, args: argparse.Namespace) -> int:
         "production": bool(production and production.version == entry.version),
         "path": str(entry.path),
         "bundle": str(entry.bundle_path),
+        "bundle_version": entry.bundle_version,
         "keras_model": str(entry.keras_path) if entry.keras_path else None,
         "labels": manifest.get("labels"),
         "metrics": entry.metrics,
@@ -112,6 +114,8 @@ def _show(registry, args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
         return 0
     print(f"{entry.name} {entry.version}{'  (production)' if data['production'] else ''}")
+    print(f"  bundle_version: {data['bundle_version']}  (the bundle's own name:version, reported by the car "
+          "as model_version; the registry does not rewrite it)")
     for key in ("path", "bundle", "keras_model", "labels"):
         print(f"  {key}: {data[key]}")
     for section in ("metrics", "lineage"):
@@ -143,7 +147,7 @@ def _register(registry, args: argparse.Namespace) -> int:
             args.keras = args.run / "model.keras"
     entry = registry.register(args.name, args.bundle, keras_model=args.keras,
                               metrics=metrics, lineage=lineage, parent=args.parent)
-    print(f"{entry.name}: registered {entry.version} at {entry.path}")
+    print(f"{entry.name}: registered {entry.version} (bundle {entry.bundle_version}) at {entry.path}")
     if args.promote:
         registry.promote(entry.name, entry.version, reason="registered with --promote")
         print(f"{entry.name}: production is now {entry.version}")
