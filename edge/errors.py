@@ -1,5 +1,7 @@
 """Errors a user can cause; the CLI prints them as one line, without a traceback."""
 
+from collections.abc import Iterable
+
 
 class UserError(Exception):
     """A mistake the user can fix: bad path, bad option, bad file.
@@ -21,3 +23,11 @@ class MissingExtraError(UserError):
             f"pip install 'edgekit[{extra}]'",
             exit_code=2,
         )
+
+
+def reject_unknown_keys(data: Iterable[str], known: Iterable[str], what: str) -> None:
+    """Raise a UserError naming the keys of `data` that are not in `known` (config typos)."""
+    known = set(known)
+    unknown = set(data) - known
+    if unknown:
+        raise UserError(f"unknown {what} {sorted(unknown)}: known are {sorted(known)}")

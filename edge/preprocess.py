@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.errors import UserError
+from edge.errors import UserError, reject_unknown_keys
 
 RESIZE_MODES = ("stretch", "center-crop", "letterbox")
 INTERPOLATIONS = {
@@ -90,9 +90,7 @@ class PreprocessSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
         known = {"input_size", "roi", "resize", "interpolation", "color", "extra"}
-        unknown = set(data) - known
-        if unknown:
-            raise UserError(f"preprocessing spec has unknown keys {sorted(unknown)}: known are {sorted(known)}")
+        reject_unknown_keys(data, known, "preprocessing spec key(s)")
         return cls(**data)
 
 

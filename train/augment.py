@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edge.errors import UserError
+from edge.errors import UserError, reject_unknown_keys
 
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 
@@ -81,10 +81,7 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> AugmentConfig:
         data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise UserError(f"unknown augmentation option(s) {sorted(unknown)}: known are {sorted(known)}")
+        reject_unknown_keys(data, (f.name for f in fields(cls)), "augmentation option(s)")
         return cls(**data)
 
     @classmethod

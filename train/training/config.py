@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edge.errors import UserError
+from edge.errors import UserError, reject_unknown_keys
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "onecycle")
@@ -85,10 +85,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise UserError(f"unknown training option(s) {sorted(unknown)}")
+        reject_unknown_keys(data, (f.name for f in fields(cls)), "training option(s)")
         return cls(**data)
 
 
