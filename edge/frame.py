@@ -2,30 +2,64 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
+import cv2
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Frame:
-    """One camera frame: uint8 RGB (H, W, 3), when it was captured, and its index.
+    """One camera frame: its pixels, when it was captured, and its index.
+
+    `frame.image` is always uint8 RGB (H, W, 3). A source whose pixels arrive B,G,R
+    (OpenCV, picamera2's `RGB888`) passes them as they are with `order="bgr"`, and the
+    RGB copy is made only if something asks for `image`: the runtime resizes the BGR
+    frame and swaps the channels of the small model input (`edge.preprocess`), and the
+    sample log encodes its JPEGs from `bgr`, so on the hot path a full frame is never
+    converted at all. Both give the same pixels as converting first.
 
     Args:
-        image: uint8 array (H, W, 3), RGB order (sources convert once, at capture).
+        pixels: uint8 array (H, W, 3) in `order`.
         timestamp: capture time, seconds since the epoch (`time.time()`).
         index: position in the source's stream, counting every frame it produced
             (frames dropped because a newer one arrived keep their numbers).
         monotonic: capture time on `time.monotonic()`, for latency.
         truth: ground-truth label when the source knows it (synthetic drives).
+        order: "rgb" or "bgr", how `pixels` lie in memory.
+
+    Example:
+        >>> frame = Frame(np.zeros((2, 2, 3), np.uint8), 0.0, 0, 0.0, order="bgr")
+        >>> frame.image.shape
+        (2, 2, 3)
     """
 
-    image: np.ndarray
+    pixels: np.ndarray
     timestamp: float
     index: int
     monotonic: float
     truth: str | None = None
+    order: str = "rgb"
+
+    def __post_init__(self) -> None:
+        if self.order not in ("rgb", "bgr"):
+            raise ValueError(f"Frame order must be 'rgb' or 'bgr', got {self.order!r}")
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """The pixels in RGB order (converted once, on first use, if they came as BGR)."""
+        return self.pixels if self.order == "rgb" else cv2.cvtColor(self.pixels, cv2.COLOR_BGR2RGB)
+
+    @cached_property
+    def bgr(self) -> np.ndarray:
+        """The pixels in B,G,R order, as OpenCV's encoders want them."""
+        return self.pixels if self.order == "bgr" else cv2.cvtColor(self.pixels, cv2.COLOR_RGB2BGR)
+
+    def renumbered(self, index: int) -> Frame:
+        """The same frame under another index (a reopened live source continues its count)."""
+        return replace(self, index=index)
 
 
 @dataclass(frozen=True)

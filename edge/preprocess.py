@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edge.errors import UserError, reject_unknown_keys
+from edge.frame import Frame
 
 RESIZE_MODES = ("stretch", "center-crop", "letterbox")
 INTERPOLATIONS = {
@@ -157,8 +158,23 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def preprocess(frame: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """An RGB uint8 frame (H, W, 3) -> model input (h, w, channels), uint8."""
+def opencv_pixels(image: np.ndarray) -> tuple[np.ndarray, str]:
+    """An image as OpenCV decoded it -> (pixels, order) for `edge.frame.Frame`.
+
+    8-bit 3-channel BGR stays as it is (order "bgr": no full-frame conversion); anything
+    else (gray, BGRA, 16-bit, float) becomes 8-bit RGB.
+    """
+    if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return image, "bgr"
+    return to_rgb_uint8(image), "rgb"
+
+
+def preprocess(frame: np.ndarray, spec: PreprocessSpec, order: str = "rgb") -> np.ndarray:
+    """A uint8 frame (H, W, 3), RGB unless `order="bgr"` -> model input (h, w, channels), uint8 RGB/gray.
+
+    A BGR frame is cropped and resized as it is and only the small result changes colour
+    order: resizing works per channel, so this equals converting the whole frame first.
+    """
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         raise UserError(
             f"a frame must be uint8 RGB of shape (H, W, 3), got {frame.dtype} {frame.shape}"
@@ -166,8 +182,15 @@ def preprocess(frame: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     region = crop_roi(frame, spec.roi)
     out = _resize(region, spec.input_size, spec.resize, INTERPOLATIONS[spec.interpolation])
     if spec.color == "gray":
-        out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[:, :, None]
+        out = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY if order == "bgr" else cv2.COLOR_RGB2GRAY)[:, :, None]
+    elif order == "bgr":
+        out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(out)
+
+
+def preprocess_frame(frame: Frame, spec: PreprocessSpec) -> np.ndarray:
+    """`preprocess` for an `edge.frame.Frame`, in whatever channel order its pixels came."""
+    return preprocess(frame.pixels, spec, frame.order)
 
 
 def preprocess_batch(frames: np.ndarray | list[np.ndarray], spec: PreprocessSpec) -> np.ndarray:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from edge.errors import UserError
-from edge.preprocess import PreprocessSpec
 from edge.runtime.capture import END, CaptureThread
 from edge.sources import (
     Backoff,
@@ -25,8 +24,6 @@ from edge.sources.image_folder import ImageFolderSource
 from edge.sources.opencv_capture import OpenCVCaptureSource
 from edge.sources.synthetic import SyntheticSource
 from edge.sources.video_file import VideoFileSource
-
-SPEC = PreprocessSpec(input_size=(8, 8))
 
 
 def _write_video(path: Path, n: int, size=(64, 48)) -> list[np.ndarray]:
@@ -154,14 +151,13 @@ def test_source_gives_up_after_n_consecutive_failures():
 def test_live_capture_keeps_only_the_newest_frame_and_counts_skips():
     stop = threading.Event()
     source = ResilientSource(FlakyCamera(fail_times=0, period=0.001), stop=stop)
-    capture = CaptureThread(source, lambda: SPEC, latest_only=True)
+    capture = CaptureThread(source, latest_only=True)
     capture.start()
     taken = []
     while len(taken) < 15:
         item = capture.get(timeout=1.0)
         assert item is not None and item is not END
-        taken.append(item.frame.index)
-        assert item.model_input.shape == (8, 8, 3)
+        taken.append(item.index)
         time.sleep(0.01)  # a slow model: the camera runs ahead
     capture.join()
     assert taken == sorted(taken) and len(set(taken)) == len(taken)
@@ -172,13 +168,13 @@ def test_live_capture_keeps_only_the_newest_frame_and_counts_skips():
 
 def test_file_replay_processes_every_frame_even_with_a_slow_model(tmp_path):
     _write_video(tmp_path / "clip.avi", 25)
-    capture = CaptureThread(ResilientSource(VideoFileSource(tmp_path / "clip.avi")), lambda: SPEC,
+    capture = CaptureThread(ResilientSource(VideoFileSource(tmp_path / "clip.avi")),
                             latest_only=False)
     capture.start()
     taken = []
     while (item := capture.get(timeout=2.0)) is not END:
         assert item is not None
-        taken.append(item.frame.index)
+        taken.append(item.index)
         time.sleep(0.005)
     capture.join()
     assert taken == list(range(25)) and capture.skipped == 0

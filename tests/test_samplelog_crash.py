@@ -173,7 +173,7 @@ def test_quota_evicts_random_samples_before_low_confidence_ones(tmp_path):
     for index in range(60):
         confidence = 0.4 if index % 4 == 0 else 0.9           # every 4th frame: low confidence too
         frame = make_frame(index, size=(60, 80))
-        frame = type(frame)(image=rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), timestamp=float(index),
+        frame = type(frame)(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), timestamp=float(index),
                             index=index, monotonic=0.0)
         logger.on_result(frame, None, make_result(index, confidence=confidence))
         logger._queue.join()  # no drops: this test is about eviction

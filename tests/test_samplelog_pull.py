@@ -33,7 +33,7 @@ def car_store(tmp_path_factory):
                               training_distribution=TRAINING, queue_size=1000)
         for index in range(150):
             image = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
-            frame = Frame(image=image, timestamp=1000.0 + index, index=index, monotonic=0.0)
+            frame = Frame(image, timestamp=1000.0 + index, index=index, monotonic=0.0)
             confidence = 0.5 if index % 3 else 0.9
             logger.on_result(frame, None, make_result(index, confidence=confidence))
         logger.shutdown()

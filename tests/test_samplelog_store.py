@@ -19,7 +19,7 @@ LABELS = ["green", "none", "red", "yellow"]
 def make_frame(index: int, t: float | None = None, size=(24, 32)) -> Frame:
     rng = np.random.default_rng(index)
     image = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
-    return Frame(image=image, timestamp=t if t is not None else 1000.0 + index, index=index,
+    return Frame(image, timestamp=t if t is not None else 1000.0 + index, index=index,
                  monotonic=float(index), truth="red")
 
 
@@ -52,6 +52,9 @@ def test_metadata_rides_inside_the_image(fmt):
     assert decoded.shape == image.shape
     if fmt == "png":
         np.testing.assert_array_equal(decoded, image)
+        # a frame that came B,G,R from the camera is stored with the same colours, no conversion first
+        from_bgr = encode_image(np.ascontiguousarray(image[..., ::-1]), {"k": 1}, fmt, order="bgr")
+        np.testing.assert_array_equal(decode_image(from_bgr), image)
     assert read_metadata(b"not an image") is None
 
 

@@ -1,4 +1,8 @@
-"""The capture thread: read and preprocess the next frame while the interpreter works on this one.
+"""The capture thread: read the next frame while the interpreter works on this one.
+
+Preprocessing happens in the inference thread, on the frame it takes: a frame dropped
+for a newer one is never resized, and a frame always meets the spec of the model that
+runs it, even right after a hot swap.
 
 Live sources (and file sources paced with --realtime) keep only the newest
 frame: a frame not taken before the next one arrives is dropped and counted.
@@ -10,55 +14,36 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-
-import numpy as np
 
 from edge.frame import Frame
-from edge.preprocess import PreprocessSpec, preprocess
 from edge.sources import ResilientSource
-
-
-@dataclass(frozen=True)
-class Captured:
-    """A frame, its model input, and the spec that made it (re-done if the model changed meanwhile)."""
-
-    frame: Frame
-    model_input: np.ndarray
-    spec: PreprocessSpec
-    preprocess_ms: float
-
 
 END = object()  # get() returns this once a finite source is exhausted and drained
 
 
 class CaptureThread:
-    """Runs `source.read()` + `preprocess()` in its own thread.
+    """Runs `source.read()` in its own thread.
 
     Args:
         source: the (reopening) source.
-        spec: returns the preprocessing spec of the model currently running.
         latest_only: keep only the newest frame (cameras, --realtime).
         pace: release frames at the source's frame rate (file sources with --realtime;
             30 fps when the file does not say).
         depth: queue length when every frame is kept.
 
     Example:
-        >>> capture = CaptureThread(source, lambda: spec, latest_only=True)
-        >>> capture.start(); item = capture.get(timeout=1.0)
+        >>> capture = CaptureThread(source, latest_only=True)
+        >>> capture.start(); frame = capture.get(timeout=1.0)
     """
 
-    def __init__(self, source: ResilientSource, spec: Callable[[], PreprocessSpec], latest_only: bool,
-                 pace: bool = False, depth: int = 2) -> None:
+    def __init__(self, source: ResilientSource, latest_only: bool, pace: bool = False, depth: int = 2) -> None:
         self.source = source
-        self.spec = spec
         self.latest_only = latest_only
         self.pace = pace
         self.depth = depth
         self.skipped = 0
         self.captured = 0
-        self._items: deque[Captured] = deque()
+        self._items: deque[Frame] = deque()
         self._cond = threading.Condition()
         self._ended = False
         self._error: BaseException | None = None
@@ -80,10 +65,7 @@ class CaptureThread:
                     break
                 if self.pace and not self.captured:
                     started = time.monotonic()
-                spec = self.spec()
-                t0 = time.perf_counter()
-                model_input = preprocess(frame.image, spec)
-                self._put(Captured(frame, model_input, spec, (time.perf_counter() - t0) * 1000))
+                self._put(frame)
                 self.captured += 1
         except BaseException as error:  # handed to the inference thread, which raises it
             with self._cond:
@@ -94,7 +76,7 @@ class CaptureThread:
                 self._ended = True
                 self._cond.notify_all()
 
-    def _put(self, item: Captured) -> None:
+    def _put(self, frame: Frame) -> None:
         with self._cond:
             if self.latest_only:
                 self.skipped += len(self._items)
@@ -102,17 +84,17 @@ class CaptureThread:
             else:
                 while len(self._items) >= self.depth and not self._stop.is_set():
                     self._cond.wait(0.1)
-            self._items.append(item)
+            self._items.append(frame)
             self._cond.notify_all()
 
-    def get(self, timeout: float) -> Captured | object | None:
-        """The next item; END when the source is exhausted; None on timeout; re-raises the source's error."""
+    def get(self, timeout: float) -> Frame | object | None:
+        """The next frame; END when the source is exhausted; None on timeout; re-raises the source's error."""
         with self._cond:
             self._cond.wait_for(lambda: self._items or self._ended, timeout)
             if self._items:
-                item = self._items.popleft()
+                frame = self._items.popleft()
                 self._cond.notify_all()
-                return item
+                return frame
             if self._error is not None:
                 raise self._error
             return END if self._ended else None

@@ -54,15 +54,14 @@ class JpegWriter:
         if (self._seen - 1) % self.every:
             return
         try:
-            self._queue.put_nowait((frame.image, f"{frame.index:08d}_{result.label}.jpg"))
+            self._queue.put_nowait((frame, f"{frame.index:08d}_{result.label}.jpg"))
         except queue.Full:
             self.dropped += 1
 
     def _write_loop(self) -> None:
         while (item := self._queue.get()) is not None:
-            image, name = item
-            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-            if cv2.imwrite(str(self.folder / name), bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality]):
+            frame, name = item
+            if cv2.imwrite(str(self.folder / name), frame.bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality]):
                 self.written += 1
             else:
                 self.errors += 1

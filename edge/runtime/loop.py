@@ -14,8 +14,8 @@ import numpy as np
 
 from edge.frame import Frame, Result
 from edge.parts import Part
-from edge.preprocess import preprocess
-from edge.runtime.capture import END, Captured, CaptureThread
+from edge.preprocess import preprocess_frame
+from edge.runtime.capture import END, CaptureThread
 from edge.runtime.config import RuntimeConfig
 from edge.runtime.hotswap import BundleWatcher
 from edge.runtime.model import LoadedModel, load_model
@@ -78,8 +78,7 @@ class Runtime:
                                      config.watch_interval)
         self.source = ResilientSource(self._make_source(), Backoff(config.max_failures, config.backoff,
                                                                   config.backoff_max), self.stop_event)
-        self.capture = CaptureThread(self.source, lambda: self.current.spec,
-                                     latest_only=self.source.live or config.realtime,
+        self.capture = CaptureThread(self.source, latest_only=self.source.live or config.realtime,
                                      pace=config.realtime and not self.source.live)
         self._started = False
 
@@ -102,21 +101,19 @@ class Runtime:
             **collect_stats(self.parts), **self.part_guard.stats(self.parts),
         )
 
-    def _infer(self, item: Captured) -> tuple[Result, np.ndarray]:
+    def _infer(self, frame: Frame) -> tuple[Result, np.ndarray]:
         loaded = self.current
-        model_input = item.model_input
-        if item.spec != loaded.spec:  # captured just before a swap to a model with another spec
-            model_input = preprocess(item.frame.image, loaded.spec)
+        model_input = preprocess_frame(frame, loaded.spec)
         t0 = time.perf_counter()
         probabilities = loaded.model.predict(model_input)
         inference_ms = (time.perf_counter() - t0) * 1000
-        return make_result(probabilities, loaded.labels, item.frame, self.config.top_k, inference_ms,
+        return make_result(probabilities, loaded.labels, frame, self.config.top_k, inference_ms,
                            loaded.version), model_input
 
-    def _emit(self, item: Captured, model_input: np.ndarray, result: Result) -> None:
-        self.part_guard.notify(self.parts, item.frame, model_input, result)
+    def _emit(self, frame: Frame, model_input: np.ndarray, result: Result) -> None:
+        self.part_guard.notify(self.parts, frame, model_input, result)
         if self.on_result is not None:
-            self.on_result(item.frame, result)
+            self.on_result(frame, result)
         if self.output is not None:
             self.output.write(json.dumps(result.to_json_dict(), separators=(",", ":")) + "\n")
             self.output.flush()  # a reader on a pipe gets each result now, not a block later
@@ -147,19 +144,19 @@ class Runtime:
                 if min_interval and now - last_start < min_interval:
                     self.stop_event.wait(min_interval - (now - last_start))
                     continue
-                item = self.capture.get(timeout=0.1)
-                if item is None:
+                frame = self.capture.get(timeout=0.1)
+                if frame is None:
                     continue
-                if item is END:
+                if frame is END:
                     break
                 swapped = self.watcher.take()
                 if swapped is not None:
                     log.info("model swapped: %s -> %s", self.current.version, swapped.version)
                     self.current = swapped
                 last_start = time.monotonic()
-                result, model_input = self._infer(item)
+                result, model_input = self._infer(frame)
                 self.stats.record(result.latency_ms, result.inference_ms)
-                self._emit(item, model_input, result)
+                self._emit(frame, model_input, result)
                 yield result
                 if config.frames is not None and self.stats.frames >= config.frames:
                     break

@@ -26,10 +26,10 @@ _KEY = b"edgekit-sample"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def encode_image(image_rgb: np.ndarray, metadata: dict[str, Any], fmt: str = "jpeg",
-                 quality: int = 90) -> bytes:
-    """Encode an RGB image as JPEG or PNG with `metadata` embedded as JSON."""
-    bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
+def encode_image(image: np.ndarray, metadata: dict[str, Any], fmt: str = "jpeg",
+                 quality: int = 90, order: str = "rgb") -> bytes:
+    """Encode an image (RGB, or BGR with `order="bgr"`) as JPEG or PNG with `metadata` embedded as JSON."""
+    bgr = image if order == "bgr" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     payload = json.dumps(metadata, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     if fmt == "jpeg":
         ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])

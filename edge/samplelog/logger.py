@@ -50,6 +50,7 @@ def new_session_id() -> str:
 class _Pending:
     image: np.ndarray
     meta: dict[str, Any]
+    order: str = "rgb"  # the frame's channel order, converted (if at all) in the writer thread
 
 
 class SampleLogger:
@@ -140,8 +141,8 @@ class SampleLogger:
     def _decide(self, frame: Frame, result: Result, reasons: list[str], extra: dict[str, Any]) -> None:
         if not reasons or self._stopped or not self.engine.admit(result.label, reasons, frame.timestamp):
             return
-        image = crop_roi(frame.image, self.roi) if self.roi_only else frame.image
-        height, width = frame.image.shape[:2]
+        pixels = crop_roi(frame.pixels, self.roi) if self.roi_only else frame.pixels
+        height, width = frame.pixels.shape[:2]
         meta = {
             "session_id": self.session_id, "frame_index": int(frame.index),
             "capture_time": float(frame.timestamp), "logged_time": time.time(),
@@ -153,7 +154,7 @@ class SampleLogger:
             "frame_width": int(width), "frame_height": int(height), "truth": frame.truth, **extra,
         }
         try:
-            self._queue.put_nowait(_Pending(np.array(image, copy=True), meta))
+            self._queue.put_nowait(_Pending(np.array(pixels, copy=True), meta, frame.order))
             self.enqueued += 1
         except queue.Full:
             self.dropped += 1
@@ -186,7 +187,7 @@ class SampleLogger:
         if self.paused and now < self._retry_at:
             self.lost_disk += 1
             return
-        data = encode_image(item.image, item.meta, self.fmt, self.quality)
+        data = encode_image(item.image, item.meta, self.fmt, self.quality, item.order)
         name = f"{item.meta['frame_index']:09d}{FORMATS[self.fmt]}"
         try:
             if self.max_bytes is not None or self.min_free is not None:

@@ -1,6 +1,6 @@
 """What every frame source is: open, read frames, close.
 
-A source yields `edge.frame.Frame` (uint8 RGB, timestamp, index). `read()`
+A source yields `edge.frame.Frame` (uint8 pixels, RGB or BGR as they came, timestamp, index). `read()`
 returns None when a finite stream (file, folder) ends, and raises
 `SourceError` when the device or stream fails; the runtime then reopens it
 with backoff (see `edge.sources.resilient`).
@@ -49,6 +49,6 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def make_frame(image: np.ndarray, index: int, truth: str | None = None) -> Frame:
-    """A frame stamped now, on both clocks."""
-    return Frame(image=image, timestamp=time.time(), index=index, monotonic=time.monotonic(), truth=truth)
+def make_frame(pixels: np.ndarray, index: int, truth: str | None = None, order: str = "rgb") -> Frame:
+    """A frame stamped now, on both clocks (`order`: how the pixels lie, "rgb" or "bgr")."""
+    return Frame(pixels, timestamp=time.time(), index=index, monotonic=time.monotonic(), truth=truth, order=order)

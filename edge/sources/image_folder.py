@@ -8,7 +8,7 @@ import cv2
 
 from edge.errors import UserError
 from edge.frame import Frame
-from edge.preprocess import to_rgb_uint8
+from edge.preprocess import opencv_pixels
 from edge.sources.base import SourceError, make_frame
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -49,7 +49,8 @@ class ImageFolderSource:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise SourceError(f"cannot read image {path}")
-        return make_frame(to_rgb_uint8(image), index)
+        pixels, order = opencv_pixels(image)
+        return make_frame(pixels, index, order=order)
 
     def close(self) -> None:
         pass

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
 
 from edge.frame import Frame
-from edge.preprocess import to_rgb_uint8
+from edge.preprocess import opencv_pixels
 from edge.sources.base import SourceError, make_frame
 
 
@@ -24,9 +24,12 @@ class OpenCVReader:
         self._index = 0
 
     def _open(self, target: str | int, backend: int, failure: str,
-              configure: Callable[[cv2.VideoCapture], None] | None = None) -> None:
-        """Open `target`, raising SourceError(failure) if OpenCV cannot; `configure` runs before fps is read."""
-        capture = cv2.VideoCapture(target, backend)
+              configure: Callable[[cv2.VideoCapture], None] | None = None, params: Sequence[int] = ()) -> None:
+        """Open `target`, raising SourceError(failure) if OpenCV cannot; `configure` runs before fps is read.
+
+        `params`: OpenCV open parameters (pairs of cv2.CAP_PROP_* and a value).
+        """
+        capture = cv2.VideoCapture(target, backend, list(params))
         if not capture.isOpened():
             capture.release()
             raise SourceError(failure)
@@ -43,7 +46,8 @@ class OpenCVReader:
         ok, image = self._capture.read()
         if not ok or image is None:
             return None
-        frame = make_frame(to_rgb_uint8(image), self._index)
+        pixels, order = opencv_pixels(image)
+        frame = make_frame(pixels, self._index, order=order)
         self._index += 1
         return frame
 

@@ -113,18 +113,20 @@ class PiCameraSource:
             array = self._camera.capture_array(stream)
         except Exception as error:
             raise SourceError(f"{self.name} capture failed: {error}") from error
-        frame = make_frame(self._to_rgb(array, stream), self._index)
+        pixels, order = self._pixels(array, stream)
+        frame = make_frame(pixels, self._index, order=order)
         self._index += 1
         return frame
 
-    def _to_rgb(self, array: np.ndarray, stream: str) -> np.ndarray:
+    def _pixels(self, array: np.ndarray, stream: str) -> tuple[np.ndarray, str]:
+        """(pixels, order): lores YUV420 -> RGB; RGB888 is B,G,R in memory and is passed on as such."""
         if stream == "lores" and self.lores_format == "YUV420":
             width, height = self.lores
             if array.shape[:2] != (height * 3 // 2, width):
                 raise SourceError(f"lores YUV420 array has shape {array.shape}, expected {(height * 3 // 2, width)}")
-            return cv2.cvtColor(array, cv2.COLOR_YUV2RGB_I420)
-        # RGB888 is B,G,R in memory (XRGB8888 would add a fourth byte): one conversion, here.
-        return cv2.cvtColor(np.ascontiguousarray(array[..., :3]), cv2.COLOR_BGR2RGB)
+            return cv2.cvtColor(array, cv2.COLOR_YUV2RGB_I420), "rgb"
+        # XRGB8888 would add a fourth byte
+        return (array if array.shape[2] == 3 else np.ascontiguousarray(array[..., :3])), "bgr"
 
     def close(self) -> None:
         camera, self._camera = self._camera, None

@@ -74,8 +74,7 @@ class ResilientSource:
                 continue
             self.failures = 0
             if frame is not None and self._index_offset:
-                frame = Frame(frame.image, frame.timestamp, frame.index + self._index_offset,
-                              frame.monotonic, frame.truth)
+                frame = frame.renumbered(frame.index + self._index_offset)
             if frame is not None:
                 self._last_index = frame.index
             return frame
