@@ -92,10 +92,29 @@ def bench_run(run: Path, modes: list[str], split: str, max_eval: int | None, pyt
                       f"mean |dp| {a['mean_abs_prob_diff']:.4f}"]
             failures += [] if ok_drop else [f"{run}: int8 drop {a['drop']:.2f} > {MAX_DROP_GOAL}"]
             failures += [] if ok_size else [f"{run}: int8 size ratio {r.size_ratio:.3f} > {SIZE_RATIO_GOAL}"]
+    lines += _bytes_table(results)
     errors = _errors(results)
     if errors:
         lines += ["", "Runtime check errors:", "", *errors]
     return lines + [""], failures
+
+
+def _bytes_table(results) -> list[str]:  # noqa: ANN001 - list[ModeResult]
+    """Where each model's bytes go (convert.tflite.size_breakdown), float32 first."""
+    from convert.tflite import size_breakdown
+
+    parts = {r.mode: size_breakdown((r.bundle / "model.tflite").read_bytes()) for r in results if r.bundle}
+    if "float32" not in parts:
+        return []
+    base = parts["float32"]
+    lines = ["", "Where the bytes go (KiB; quantization = scales and zero points, per-channel for int8):", "",
+             "| mode | total | tensor data | x float32 data | quantization | per-channel scales | names | other |",
+             "|---|---|---|---|---|---|---|---|"]
+    for mode, b in parts.items():
+        lines.append(f"| {mode} | {b['total'] / 1024:.1f} | {b['tensor_data'] / 1024:.1f} "
+                     f"| {b['tensor_data'] / base['tensor_data']:.3f} | {b['quantization'] / 1024:.1f} "
+                     f"| {b['per_channel_scales']} | {b['names'] / 1024:.1f} | {b['other'] / 1024:.1f} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

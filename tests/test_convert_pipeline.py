@@ -186,3 +186,16 @@ def test_existing_bundle_is_not_overwritten(bundles, tiny):
         convert(ConvertOptions(source=tiny["model"], labels=CLASS_NAMES, modes=["float32"], accuracy_check=False,
                                out=bundles["float32"]))
     assert (bundles["float32"] / "manifest.json").read_bytes() == before
+
+
+def test_size_breakdown_accounts_for_every_byte(bundles):
+    from convert.tflite import size_breakdown
+
+    parts = {mode: size_breakdown((bundles[mode] / "model.tflite").read_bytes()) for mode in ("float32", "int8")}
+    for b in parts.values():
+        assert b["tensor_data"] + b["quantization"] + b["names"] + b["other"] == b["total"]
+        assert min(b["tensor_data"], b["names"], b["other"]) > 0
+    assert parts["float32"]["quantization"] == 0 and parts["float32"]["per_channel_scales"] == 0
+    assert parts["int8"]["per_channel_scales"] > 0 and parts["int8"]["quantization"] > 0
+    # int8 weights take a quarter of float32's; biases stay 32-bit, so a little more
+    assert 0.25 <= parts["int8"]["tensor_data"] / parts["float32"]["tensor_data"] < 0.35
