@@ -157,7 +157,7 @@ def test_live_capture_keeps_only_the_newest_frame_and_counts_skips():
     while len(taken) < 15:
         item = capture.get(timeout=1.0)
         assert item is not None and item is not END
-        taken.append(item.index)
+        taken.append(item.frame.index)
         time.sleep(0.01)  # a slow model: the camera runs ahead
     capture.join()
     assert taken == sorted(taken) and len(set(taken)) == len(taken)
@@ -174,7 +174,7 @@ def test_file_replay_processes_every_frame_even_with_a_slow_model(tmp_path):
     taken = []
     while (item := capture.get(timeout=2.0)) is not END:
         assert item is not None
-        taken.append(item.index)
+        taken.append(item.frame.index)
         time.sleep(0.005)
     capture.join()
     assert taken == list(range(25)) and capture.skipped == 0

@@ -16,7 +16,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
                         "video file, image folder, or synthetic[:seed=N,frames=N]")
     parser.add_argument("--roi", help="region of interest x,y,w,h as fractions (default: the bundle's)")
     parser.add_argument("--size", help="camera frame size WxH (default 640x480)")
-    parser.add_argument("--threads", type=int, help="interpreter threads (default: all cores)")
+    parser.add_argument("--threads", type=int, help="interpreter threads (default: all cores but one, for the capture thread)")
     parser.add_argument("--realtime", action="store_true", default=None,
                         help="pace file sources to their frame rate (drops frames like a camera)")
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     merge_flags(args, config.parts)
     runtime = Runtime(config)
     context = RunContext(bundle=config.bundle, source=config.source, loaded=runtime.current,
-                         threads=config.threads)
+                         threads=config.interpreter_threads)
     with stop_on_signals(runtime.stop_event):
         runtime.parts = build_parts(config.parts, context)
         runtime.run()

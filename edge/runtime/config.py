@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ class RuntimeConfig:
         source: source string (see edge.sources).
         roi: region of interest (x, y, w, h) as fractions; None keeps the bundle's.
         max_fps: process at most this many frames per second (None: as fast as possible).
-        threads: interpreter threads (None: all cores).
+        threads: interpreter threads (None: all cores but one, which the capture thread uses).
         duration: stop after this many seconds.
         frames: stop after this many results.
         realtime: pace file sources to their frame rate (then they drop frames like a camera).
@@ -76,6 +77,11 @@ class RuntimeConfig:
     backoff_max: float = 10.0
     watch_interval: float = 1.0
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def interpreter_threads(self) -> int:
+        """`threads`, or every core but the one the capture thread decodes on."""
+        return self.threads or max(1, (os.cpu_count() or 1) - 1)
 
     def validate(self) -> RuntimeConfig:
         """Raise UserError for missing or impossible settings; return self."""

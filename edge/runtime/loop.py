@@ -14,8 +14,7 @@ import numpy as np
 
 from edge.frame import Frame, Result
 from edge.parts import Part
-from edge.preprocess import preprocess_frame
-from edge.runtime.capture import END, CaptureThread
+from edge.runtime.capture import END, Captured, CaptureThread
 from edge.runtime.config import RuntimeConfig
 from edge.runtime.hotswap import BundleWatcher
 from edge.runtime.model import LoadedModel, load_model
@@ -69,16 +68,17 @@ class Runtime:
         self.output = None if config.quiet else output
         self.stop_event = stop or threading.Event()
         self.stats = RuntimeStats()
-        self.current = loaded or load_model(config.bundle, config.threads, config.roi)
+        self.current = loaded or load_model(config.bundle, config.interpreter_threads, config.roi)
         backend, version = self.current.model.backend, self.current.model.backend_version
         log.info("model %s: %s %s, %d thread(s), input %s %s, labels %s", self.current.version, backend,
                  version, self.current.model.num_threads, self.current.model.input_dtype.name,
                  list(self.current.model.input_shape), ",".join(self.current.labels))
-        self.watcher = BundleWatcher(config.bundle, self.current.identity, config.threads, config.roi,
+        self.watcher = BundleWatcher(config.bundle, self.current.identity, config.interpreter_threads, config.roi,
                                      config.watch_interval)
         self.source = ResilientSource(self._make_source(), Backoff(config.max_failures, config.backoff,
                                                                   config.backoff_max), self.stop_event)
         self.capture = CaptureThread(self.source, latest_only=self.source.live or config.realtime,
+                                     spec=lambda: self.current.spec,
                                      pace=config.realtime and not self.source.live)
         self._started = False
 
@@ -101,9 +101,9 @@ class Runtime:
             **collect_stats(self.parts), **self.part_guard.stats(self.parts),
         )
 
-    def _infer(self, frame: Frame) -> tuple[Result, np.ndarray]:
-        loaded = self.current
-        model_input = preprocess_frame(frame, loaded.spec)
+    def _infer(self, item: Captured) -> tuple[Result, np.ndarray]:
+        loaded, frame = self.current, item.frame
+        model_input = item.model_input_for(loaded.spec)
         t0 = time.perf_counter()
         probabilities = loaded.model.predict(model_input)
         inference_ms = (time.perf_counter() - t0) * 1000
@@ -144,19 +144,19 @@ class Runtime:
                 if min_interval and now - last_start < min_interval:
                     self.stop_event.wait(min_interval - (now - last_start))
                     continue
-                frame = self.capture.get(timeout=0.1)
-                if frame is None:
+                item = self.capture.get(timeout=0.1)
+                if item is None:
                     continue
-                if frame is END:
+                if item is END:
                     break
                 swapped = self.watcher.take()
                 if swapped is not None:
                     log.info("model swapped: %s -> %s", self.current.version, swapped.version)
                     self.current = swapped
                 last_start = time.monotonic()
-                result, model_input = self._infer(frame)
+                result, model_input = self._infer(item)
                 self.stats.record(result.latency_ms, result.inference_ms)
-                self._emit(frame, model_input, result)
+                self._emit(item.frame, model_input, result)
                 yield result
                 if config.frames is not None and self.stats.frames >= config.frames:
                     break
