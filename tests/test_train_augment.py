@@ -117,3 +117,66 @@ def test_class_weights_become_per_sample_weights():
     ds = train_dataset(IMAGES, labels, 2, 16, seed=1, class_weight={0: 0.5, 1: 2.0})
     _, onehot, weights = next(iter(ds))
     assert np.allclose(weights.numpy(), np.where(onehot.numpy()[:, 1] == 1, 2.0, 0.5))
+
+
+NP_PAD = {"constant": "constant", "nearest": "edge", "reflect": "symmetric", "wrap": "wrap"}
+
+
+def _flip_then_shift(image: np.ndarray, flip: bool, dy: int, dx: int, fill_mode: str) -> np.ndarray:
+    """numpy reference: flip left-right, then shift down dy and right dx, filling by fill_mode."""
+    image = image[:, ::-1] if flip else image
+    pad = 6
+    padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode=NP_PAD[fill_mode])
+    h, w = image.shape[:2]
+    return padded[pad - dy:pad - dy + h, pad - dx:pad - dx + w]
+
+
+@pytest.mark.parametrize("fill_mode", ["nearest", "constant", "reflect", "wrap"])
+def test_fused_flip_and_shift_gather_equals_flip_then_shift(fill_mode):
+    options = dict(horizontal_flip=True, width_shift_range=[-5, 3], height_shift_range=[-2, 4], fill_mode=fill_mode)
+    out = _aug(AugmentConfig(**options), seed=(2, 7))
+    assert out.dtype == np.float32
+    seen = set()
+    for o, i in zip(out, IMAGES, strict=True):
+        matches = [(f, dy, dx) for f in (False, True) for dy in (-2, 4) for dx in (-5, 3)
+                   if np.array_equal(o, _flip_then_shift(i, f, dy, dx, fill_mode))]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) >= 5  # the draws vary per image
+
+
+def test_closed_form_transform_equals_the_composed_matrices():
+    import tensorflow as tf
+
+    from train.augment import _inverse_transforms
+
+    rng = np.random.default_rng(1)
+    n, w, h = 6, 20.0, 12.0
+    dx, dy, angle, shear = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n), rng.normal(size=n) * 0.5
+    zoom, fx, fy = rng.uniform(0.5, 2, n), rng.choice([-1.0, 1.0], n), rng.choice([-1.0, 1.0], n)
+    got = _inverse_transforms(tf, w, h, *(tf.constant(v, tf.float32) for v in (dx, dy, fx, fy, angle, shear, zoom)))
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    for k in range(n):  # forward = shift . rotate . shear . zoom . flip about the centre, inverted
+        c, s = np.cos(angle[k]), np.sin(angle[k])
+        forward = (np.array([[1, 0, cx + dx[k]], [0, 1, cy + dy[k]], [0, 0, 1]])
+                   @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+                   @ np.array([[1, -np.sin(shear[k]), 0], [0, np.cos(shear[k]), 0], [0, 0, 1]])
+                   @ np.diag([zoom[k], zoom[k], 1]) @ np.diag([fx[k], fy[k], 1])
+                   @ np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]]))
+        assert np.allclose(got.numpy()[k], np.linalg.inv(forward)[:2].ravel(), atol=1e-4)
+
+
+def test_opencv_warp_matches_tensorflows_bilinear_transform():
+    import tensorflow as tf
+
+    from train.augment import _warp
+
+    angle = np.deg2rad(20)
+    transform = np.array([[np.cos(angle) / 1.5, np.sin(angle) / 1.5, 3.2, -np.sin(angle) / 1.5, np.cos(angle) / 1.5, 2.7]],
+                         np.float32)  # zoomed in 1.5x, so every sample lands inside the image
+    images = IMAGES[:4]
+    ours = _warp(images, np.repeat(transform, 4, 0), "constant").astype(np.float32)
+    reference = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.cast(images, tf.float32), transforms=np.pad(np.repeat(transform, 4, 0), ((0, 0), (0, 2))),
+        output_shape=[12, 12], fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT").numpy()
+    assert np.abs(ours - reference).max() <= 1  # the same samples; OpenCV rounds to uint8

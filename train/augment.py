@@ -25,12 +25,15 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edge.errors import UserError, reject_unknown_keys
 
@@ -148,20 +151,18 @@ CHAPTER_COMBINED = AugmentConfig(
 )
 
 
-def _shift(tf: Any, value: float | tuple[int, ...], size: Any, batch: int, seed: Any) -> Any:
+def _offsets(tf: Any, value: float | tuple[int, ...], size: Any, u: Any) -> Any:
+    """Per-image shift in pixels (float32) from uniform draws u in [0, 1)."""
     if isinstance(value, tuple):
-        choices = tf.constant(value, tf.float32)
-        index = tf.random.stateless_uniform([batch], seed, 0, len(value), dtype=tf.int32)
-        return tf.gather(choices, index)
+        index = tf.cast(u * len(value), tf.int32)
+        return tf.gather(tf.constant(value, tf.float32), tf.minimum(index, len(value) - 1))
     if value >= 1:
-        return tf.cast(tf.random.stateless_uniform([batch], seed, -int(value), int(value) + 1, dtype=tf.int32), tf.float32)
-    return tf.random.stateless_uniform([batch], seed, -value, value) * size
+        return tf.floor(u * (2 * int(value) + 1)) - int(value)
+    return (2 * u - 1) * value * size
 
 
-def _integer_shift(tf: Any, x: Any, offsets: Any, axis: int, fill_mode: str) -> Any:
-    """Shift each image of x (B, H, W, C) by whole pixels along axis 1 or 2 (a gather, no resampling)."""
-    size = tf.shape(x)[axis]
-    position = tf.range(size)[None, :] - tf.cast(offsets, tf.int32)[:, None]  # source index, (B, size)
+def _fold(tf: Any, position: Any, size: Any, fill_mode: str) -> tuple[Any, Any]:
+    """Integer pixel positions -> source indices inside [0, size) by fill_mode, and the inside mask."""
     if fill_mode == "wrap":
         source = tf.math.floormod(position, size)
     elif fill_mode == "reflect":  # d c b a | a b c d | d c b a
@@ -169,74 +170,116 @@ def _integer_shift(tf: Any, x: Any, offsets: Any, axis: int, fill_mode: str) -> 
         source = tf.where(folded < size, folded, 2 * size - 1 - folded)
     else:
         source = tf.clip_by_value(position, 0, size - 1)
-    x = tf.gather(x, source, batch_dims=1, axis=axis)
-    if fill_mode == "constant":
-        inside = tf.cast((position >= 0) & (position < size), x.dtype)
-        x = x * (inside[:, :, None, None] if axis == 1 else inside[:, None, :, None])
-    return x
+    inside = (position >= 0) & (position < size) if fill_mode == "constant" else None
+    return source, inside
+
+
+def _source_index(tf: Any, size: Any, offsets: Any, flip: Any, fill_mode: str) -> tuple[Any, Any]:
+    """Source index (B, size) of each output row/column after flip-then-shift, and the inside mask.
+
+    A flipped image shifted by d takes output index j from flipped index j - d, i.e. from
+    original index size - 1 - (j - d); outside positions are folded by fill_mode first.
+    """
+    source, inside = _fold(tf, tf.range(size)[None, :] - tf.cast(offsets, tf.int32)[:, None], size, fill_mode)
+    if flip is not None:
+        source = tf.where(flip[:, None], size - 1 - source, source)
+    return source, inside
+
+
+BORDERS = {"nearest": "BORDER_REPLICATE", "constant": "BORDER_CONSTANT", "reflect": "BORDER_REFLECT",
+           "wrap": "BORDER_WRAP"}
+
+
+def _warp(images: np.ndarray, transforms: np.ndarray, fill_mode: str) -> np.ndarray:
+    """Bilinear warp of each uint8 image (H, W, C) by its inverse affine transform (OpenCV)."""
+    import cv2
+
+    if cv2.getNumThreads() != 1:  # a 32x32 image is too small to split; tf.data runs batches in parallel
+        cv2.setNumThreads(1)
+    border = getattr(cv2, BORDERS[fill_mode])
+    height, width = images.shape[1:3]
+    out = np.empty_like(images)
+    for index, (image, matrix) in enumerate(zip(images, transforms.reshape(-1, 2, 3), strict=True)):
+        out[index] = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                    borderMode=border).reshape(image.shape)
+    return out
+
+
+def _resample(tf: Any, images: Any, transforms: Any, fill_mode: str) -> Any:
+    """Warp each uint8 image by its (B, 6) output -> input affine transform -> float32."""
+    warped = tf.numpy_function(functools.partial(_warp, fill_mode=fill_mode), [images, transforms], tf.uint8,
+                               stateful=False)
+    return tf.cast(tf.ensure_shape(warped, images.shape), tf.float32)
+
+
+def _inverse_transforms(tf: Any, width: Any, height: Any, dx: Any, dy: Any, flip_x: Any, flip_y: Any,
+                        angle: Any, shear: Any, zoom: Any) -> Any:
+    """The sampler's (output -> input) affine transforms, (B, 6), in closed form.
+
+    Forward map about the image centre c: out = R(angle) Sh(shear) zoom F(flip) (in - c) + c + d,
+    with Sh = [[1, -sin s], [0, cos s]]; its inverse is in = L^-1 (out - c - d) + c.
+    """
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    tan_s, sec_s = tf.tan(shear), 1 / tf.cos(shear)
+    a0 = flip_x * (cos - tan_s * sin) / zoom
+    a1 = flip_x * (sin + tan_s * cos) / zoom
+    b0 = -flip_y * sec_s * sin / zoom
+    b1 = flip_y * sec_s * cos / zoom
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    ox, oy = cx + dx, cy + dy
+    return tf.stack([a0, a1, cx - a0 * ox - a1 * oy, b0, b1, cy - b0 * ox - b1 * oy], axis=1)
 
 
 def augment_batch(images: Any, seed: Any, config: AugmentConfig) -> Any:
-    """Augment a uint8 batch (B, H, W, C) with stateless randomness from seed (2 int64s).
+    """Augment a uint8 batch (B, H, W, C) with stateless randomness from seed (2 ints) -> float32 0..255.
 
-    Flips and whole-pixel shifts alone are done with reverse/gather (cheap). Rotation, shear,
-    zoom or fractional shifts compose every geometric option into one projective transform
-    per image, applied with one `ImageProjectiveTransformV3` op (as Keras' Random* layers do).
+    Flips and whole-pixel shifts alone are one gather of source pixels (no resampling).
+    Rotation, shear, zoom or fractional shifts compose every geometric option into one
+    transform per image, applied with one `ImageProjectiveTransformV3` op (as Keras'
+    Random* layers do). Brightness is one multiply. All draws come from one random op.
+
+    Example:
+        >>> augment_batch(np.zeros((2, 8, 8, 3), np.uint8), [1, 2], AugmentConfig(horizontal_flip=True)).shape
+        TensorShape([2, 8, 8, 3])
     """
     import tensorflow as tf
 
-    seed = tf.cast(seed, tf.int64)
-    streams = [tf.stack([seed[0], seed[1] + k]) for k in range(10)]
-    batch = tf.shape(images)[0]
-    height = tf.cast(tf.shape(images)[1], tf.float32)
-    width = tf.cast(tf.shape(images)[2], tf.float32)
-    x = tf.cast(images, tf.float32)
-    zeros, ones = tf.zeros([batch]), tf.ones([batch])
-    dx = _shift(tf, config.width_shift_range, width, batch, streams[3]) if config.width_shift_range else zeros
-    dy = _shift(tf, config.height_shift_range, height, batch, streams[4]) if config.height_shift_range else zeros
-    flip_x = (tf.where(tf.random.stateless_uniform([batch], streams[5]) < 0.5, -1.0, 1.0)
-              if config.horizontal_flip else ones)
-    flip_y = (tf.where(tf.random.stateless_uniform([batch], streams[6]) < 0.5, -1.0, 1.0)
-              if config.vertical_flip else ones)
-    if config.geometric and not config.needs_resampling:
-        if config.horizontal_flip:
-            x = tf.where((flip_x < 0)[:, None, None, None], tf.reverse(x, [2]), x)
-        if config.vertical_flip:
-            x = tf.where((flip_y < 0)[:, None, None, None], tf.reverse(x, [1]), x)
-        if config.width_shift_range:
-            x = _integer_shift(tf, x, dx, 2, config.fill_mode)
-        if config.height_shift_range:
-            x = _integer_shift(tf, x, dy, 1, config.fill_mode)
-    elif config.geometric:
-        angle = tf.random.stateless_uniform([batch], streams[0], -1.0, 1.0) * (config.rotation_range * math.pi / 180)
-        shear = tf.random.stateless_uniform([batch], streams[1], -1.0, 1.0) * (config.shear_range * math.pi / 180)
-        zoom_lo, zoom_hi = ((1 - config.zoom_range, 1 + config.zoom_range)
-                            if not isinstance(config.zoom_range, tuple) else config.zoom_range)
-        zoom = tf.random.stateless_uniform([batch], streams[2], zoom_lo, zoom_hi) if zoom_lo != zoom_hi else ones * zoom_lo
-        cx, cy = (width - 1) / 2, (height - 1) / 2
-
-        def matrix(a, b, c, d, e, f):  # rows [[a, b, c], [d, e, f], [0, 0, 1]] per image
-            return tf.stack([tf.stack([a, b, c], -1), tf.stack([d, e, f], -1),
-                             tf.stack([zeros, zeros, ones], -1)], -2)
-
-        # forward map (input -> output coordinates), about the image centre:
-        # shift . rotate . shear . zoom . flip, then inverted for the sampler (output -> input)
-        cos, sin = tf.cos(angle), tf.sin(angle)
-        to_centre = matrix(ones, zeros, -cx * ones, zeros, ones, -cy * ones)
-        flip = matrix(flip_x, zeros, zeros, zeros, flip_y, zeros)
-        scale = matrix(zoom, zeros, zeros, zeros, zoom, zeros)
-        shear_m = matrix(ones, -tf.sin(shear), zeros, zeros, tf.cos(shear), zeros)
-        rotate = matrix(cos, -sin, zeros, sin, cos, zeros)
-        back = matrix(ones, zeros, cx + dx, zeros, ones, cy + dy)
-        forward = back @ rotate @ shear_m @ scale @ flip @ to_centre
-        inverse = tf.linalg.inv(forward)
-        inverse = inverse / inverse[:, 2:3, 2:3]
-        transforms = tf.reshape(inverse, [batch, 9])[:, :8]
-        x = tf.raw_ops.ImageProjectiveTransformV3(
-            images=x, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
-            interpolation="BILINEAR", fill_mode=config.fill_mode.upper())
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    u = tf.unstack(tf.random.stateless_uniform([8, batch], seed), num=8)  # one draw per image and option
+    flip_x = u[5] < 0.5 if config.horizontal_flip else None
+    flip_y = u[6] < 0.5 if config.vertical_flip else None
+    factor = None
     if config.brightness_range is not None:
         lo, hi = config.brightness_range
-        factor = tf.random.stateless_uniform([batch, 1, 1, 1], streams[7], lo, hi)
-        x = x * factor
-    return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 255.0)), tf.uint8)
+        factor = (lo + (hi - lo) * u[7])[:, None, None, None]
+    if config.needs_resampling:
+        w, h = tf.cast(width, tf.float32), tf.cast(height, tf.float32)
+        dx = _offsets(tf, config.width_shift_range, w, u[3]) if config.width_shift_range else 0.0
+        dy = _offsets(tf, config.height_shift_range, h, u[4]) if config.height_shift_range else 0.0
+        zoom_lo, zoom_hi = ((1 - config.zoom_range, 1 + config.zoom_range)
+                            if not isinstance(config.zoom_range, tuple) else config.zoom_range)
+        transforms = _inverse_transforms(
+            tf, w, h, dx, dy,
+            flip_x=tf.where(flip_x, -1.0, 1.0) if flip_x is not None else 1.0,
+            flip_y=tf.where(flip_y, -1.0, 1.0) if flip_y is not None else 1.0,
+            angle=(2 * u[0] - 1) * (config.rotation_range * math.pi / 180),
+            shear=(2 * u[1] - 1) * (config.shear_range * math.pi / 180),
+            zoom=zoom_lo + (zoom_hi - zoom_lo) * u[2])
+        x = _resample(tf, images, transforms, config.fill_mode)
+    elif config.geometric:
+        dx = _offsets(tf, config.width_shift_range, None, u[3]) if config.width_shift_range else tf.zeros([batch])
+        dy = _offsets(tf, config.height_shift_range, None, u[4]) if config.height_shift_range else tf.zeros([batch])
+        rows, rows_inside = _source_index(tf, height, dy, flip_y, config.fill_mode)
+        cols, cols_inside = _source_index(tf, width, dx, flip_x, config.fill_mode)
+        pixels = tf.reshape(images, [batch, height * width, -1])
+        index = tf.reshape(rows[:, :, None] * width + cols[:, None, :], [batch, -1])
+        x = tf.cast(tf.reshape(tf.gather(pixels, index, batch_dims=1), shape), tf.float32)
+        if config.fill_mode == "constant":
+            inside = tf.cast(rows_inside[:, :, None, None] & cols_inside[:, None, :, None], tf.float32)
+            factor = inside if factor is None else inside * factor
+    else:
+        x = tf.cast(images, tf.float32)
+    if factor is not None:
+        x = tf.minimum(x * factor, 255.0)
+    return x

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edge.errors import UserError
 from train.augment import AugmentConfig, augment_batch
+
+
+def _pixels(batch: Any) -> np.ndarray:
+    """augment_batch's float32 0..255 output as uint8 for imshow."""
+    return np.round(batch.numpy()).astype(np.uint8)
 
 
 def preview(images: np.ndarray, config: AugmentConfig, combined: AugmentConfig, path: Path, seed: int = 0) -> Path:
@@ -24,9 +30,8 @@ def preview(images: np.ndarray, config: AugmentConfig, combined: AugmentConfig, 
     for index, option in enumerate(options):
         value = getattr(config, option)
         shown = list(value) if isinstance(value, tuple) else value
-        rows.append((f"{option}={shown}", augment_batch(images, [seed, 100 * (index + 1)], config.only(option)).numpy()))
-    rows.append(("combined: " + ", ".join(combined.active_options()),
-                 augment_batch(images, [seed, 999], combined).numpy()))
+        rows.append((f"{option}={shown}", _pixels(augment_batch(images, [seed, 100 * (index + 1)], config.only(option)))))
+    rows.append(("combined: " + ", ".join(combined.active_options()), _pixels(augment_batch(images, [seed, 999], combined))))
     n = len(images)
     fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n, 1.75 * len(rows)), squeeze=False)
     for r, (title, batch) in enumerate(rows):

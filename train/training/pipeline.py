@@ -1,7 +1,8 @@
 """tf.data pipelines: uint8 images in, one-hot labels (+ sample weights) out.
 
-Training: shuffle (reshuffled each epoch) -> batch -> augment (parallel map, fresh seeds
-each epoch) -> float32 -> prefetch, so augmentation overlaps with training. Evaluation: batch -> prefetch.
+Training: shuffle (reshuffled each epoch) -> batch -> augment to float32 (parallel map, fresh
+seeds each epoch) or cast to float32 -> prefetch, so augmentation overlaps with training.
+Evaluation: batch -> float32 -> prefetch.
 """
 
 from __future__ import annotations
@@ -38,16 +39,20 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batc
     ds = tf.data.Dataset.from_tensor_slices(parts)
     ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     if augment is not None and augment.enabled:
+        # augment_batch returns float32 pixels itself: no separate cast
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda batch, pair: (augment_batch(batch[0], pair, augment), *batch[1:]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _finish(tf, ds, cast=False)
     return _finish(tf, ds)
 
 
-def _finish(tf: Any, ds: Any) -> Any:
+def _finish(tf: Any, ds: Any, cast: bool = True) -> Any:
     # float32 pixels (0-255; the model's Rescaling scales them): tf.distribute cannot reduce uint8 batches
-    ds = ds.map(lambda x, *rest: (tf.cast(x, tf.float32), *rest))
+    if cast:
+        ds = ds.map(lambda x, *rest: (tf.cast(x, tf.float32), *rest), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(tf))
 
 
