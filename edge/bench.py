@@ -37,13 +37,18 @@ RESULTS = Path("bench/results/edge.md")
 GOALS = {"b_over_a": 1.5, "b_over_ceiling": 0.8, "first_result_s": 1.5, "peak_rss_mb": 150.0}
 
 
-def make_video(path: Path, frames: int, size=(640, 480), fps: int = 30, seed: int = 7) -> Path:
-    """A synthetic drive written as MPEG-4 video."""
+# fourcc -> (file suffix, what it stands for)
+CODECS = {"mp4v": (".mp4", "MPEG-4 part 2, a recorded drive"),
+          "MJPG": (".avi", "Motion JPEG, what a USB webcam sends")}
+
+
+def make_video(path: Path, frames: int, size=(640, 480), fps: int = 30, seed: int = 7, codec: str = "mp4v") -> Path:
+    """A synthetic drive written as a video with this fourcc (see CODECS)."""
     from edge.synthetic import drive
 
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
     if not writer.isOpened():
-        raise UserError(f"OpenCV cannot write {path} (no mp4v encoder?)")
+        raise UserError(f"OpenCV cannot write {path} (no {codec} encoder?)")
     for image, _ in drive(frame_size=(size[1], size[0]), seed=seed, fps=fps, n_frames=frames):
         writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     writer.release()
@@ -131,7 +136,7 @@ def bench_bundle(bundle: Path, video: Path, frames: int, threads: list[int], wor
     from edge.measure import run_and_measure, time_to_first_result
 
     opened = open_bundle(bundle)
-    name = f"{opened.name}:{opened.version} ({opened.input_dtype} {opened.preprocess.input_size})"
+    name = f"{opened.name}:{opened.version}, {video.suffix[1:]} video"
     naive_dir, run_dir = work / "naive", work / "run"
     common = ["--bundle", str(bundle), "--source", str(video)]
     load_before = os.getloadavg()[0]
@@ -194,7 +199,8 @@ def report(rows: list[dict], frames: int, threads: list[int], rounds: int, loggi
         "",
         f"`{command}` on {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{backend} {version}, OpenCV {cv2.__version__}. Video: synthetic drive, 640x480, 30 fps, "
-        f"{frames} frames, MPEG-4. Same thread budget for every variant: each one that runs the "
+        f"{frames} frames, one file per codec ({'; '.join(f'{k}: {v[1]}' for k, v in CODECS.items())}). "
+        "Same thread budget for every variant: each one that runs the "
         f"interpreter was tried with {' and '.join(map(str, threads))} interpreter thread(s) and keeps its "
         "best (in brackets); decode alone with OpenCV's default decoder threads and with one. "
         f"Each variant ran {rounds} times, interleaved; the table keeps each one's best round "
@@ -251,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(prog="python -m edge.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, action="append", required=True, help="bundle (repeatable)")
-    parser.add_argument("--frames", type=int, default=600, help="video length in frames (default 600 = 20 s)")
+    parser.add_argument("--frames", type=int, default=1800, help="video length in frames (default 1800 = 60 s)")
+    parser.add_argument("--codec", action="append", choices=sorted(CODECS),
+                        help="video codec(s) to test (repeatable; default: all)")
     parser.add_argument("--threads", type=int, action="append",
                         help="interpreter threads to try (repeatable; default: 1 and all cores)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the best is kept")
@@ -263,16 +271,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         work = Path(tmp)
         print(f"writing a {args.frames}-frame 640x480 video ...", flush=True)
-        video = make_video(work / "drive.mp4", args.frames)
-        rows = []
-        for bundle in args.bundle:
-            print(f"benchmarking {bundle} ...", flush=True)
-            rows.append(bench_bundle(bundle, video, args.frames, threads, work, args.rounds,
-                                     args.logging))
+        rows, videos = [], []
+        for codec in args.codec or list(CODECS):
+            video = make_video(work / f"drive{CODECS[codec][0]}", args.frames, codec=codec)
+            videos.append(video)
+            for bundle in args.bundle:
+                print(f"benchmarking {bundle} on {video.name} ...", flush=True)
+                rows.append(bench_bundle(bundle, video, args.frames, threads, work, args.rounds,
+                                         args.logging))
         from edge.samplelog import bench as samplelog_bench  # the sample log's section (H5)
 
         print("benchmarking the sample log ...", flush=True)
-        log_rows = samplelog_bench.bench_samplelog(args.bundle[0], video, args.frames, threads[-1], work, args.rounds)
+        log_rows = samplelog_bench.bench_samplelog(args.bundle[0], videos[0], args.frames, threads[-1], work,
+                                                   args.rounds)
     text = report(rows, args.frames, threads, args.rounds, args.logging,
                   "python -m edge.bench " + " ".join(argv))
     text += "\n" + samplelog_bench.report(log_rows, args.frames, threads[-1])
