@@ -180,3 +180,13 @@ def test_opencv_warp_matches_tensorflows_bilinear_transform():
         images=tf.cast(images, tf.float32), transforms=np.pad(np.repeat(transform, 4, 0), ((0, 0), (0, 2))),
         output_shape=[12, 12], fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT").numpy()
     assert np.abs(ours - reference).max() <= 1  # the same samples; OpenCV rounds to uint8
+
+
+def test_augmented_batches_are_the_plain_batches_transformed():
+    images = np.repeat(IMAGES, 2, axis=0)[:20]  # 20 images, batch 8: two full batches and one of 4
+    labels = np.arange(20) % 4
+    plain = list(train_dataset(images, labels, 4, 8, seed=3))
+    augmented = list(train_dataset(images, labels, 4, 8, seed=3, augment=AugmentConfig(brightness_range=(1.0, 1.0))))
+    assert [len(b[0]) for b in augmented] == [len(b[0]) for b in plain] == [8, 8, 4]
+    for (x, y), (ax, ay) in zip(plain, augmented, strict=True):
+        assert ax.dtype == x.dtype and np.array_equal(ay.numpy(), y.numpy()) and np.allclose(ax.numpy(), x.numpy())

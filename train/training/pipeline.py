@@ -1,7 +1,8 @@
 """tf.data pipelines: uint8 images in, one-hot labels (+ sample weights) out.
 
-Training: shuffle (reshuffled each epoch) -> batch -> augment to float32 (parallel map, fresh
-seeds each epoch) or cast to float32 -> prefetch, so augmentation overlaps with training.
+Training: shuffle (reshuffled each epoch) -> batch -> augment to float32 (parallel map over blocks
+of batches, fresh seeds each epoch) or cast to float32 -> prefetch, so augmentation overlaps with
+training.
 Evaluation: batch -> float32 -> prefetch.
 """
 
@@ -12,6 +13,9 @@ from typing import Any
 import numpy as np
 
 from train.augment import AugmentConfig, augment_batch
+
+AUGMENT_BLOCK = 4  # batches augmented together
+SMALL_IMAGE = 64 * 64 * 3  # values per image up to which blocks are used
 
 
 def _options(tf: Any) -> Any:
@@ -24,7 +28,7 @@ def _options(tf: Any) -> Any:
 
 def train_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int, seed: int,
                   augment: AugmentConfig | None = None, class_weight: dict[int, float] | None = None) -> Any:
-    """The training split as a tf.data.Dataset of (images uint8, one-hot labels[, weights]).
+    """The training split as a tf.data.Dataset of (float32 0-255 images, one-hot labels[, weights]).
 
     Example:
         >>> ds = train_dataset(np.zeros((4, 8, 8, 3), np.uint8), np.arange(4), 4, 2, seed=1)
@@ -37,15 +41,17 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batc
         weights = np.array([class_weight.get(int(c), 1.0) for c in range(num_classes)], np.float32)[labels]
         parts = (*parts, weights)
     ds = tf.data.Dataset.from_tensor_slices(parts)
-    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    if augment is not None and augment.enabled:
-        # augment_batch returns float32 pixels itself: no separate cast
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda batch, pair: (augment_batch(batch[0], pair, augment), *batch[1:]),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return _finish(tf, ds, cast=False)
-    return _finish(tf, ds)
+    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if augment is None or not augment.enabled:
+        return _finish(tf, ds.batch(batch_size))
+    # small images: per-op overhead dominates, so augment several batches at once, then split them
+    # again (rebatch keeps the same batches, the last one partial); augment_batch returns float32
+    block = AUGMENT_BLOCK if np.prod(images.shape[1:]) <= SMALL_IMAGE else 1
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip(ds.batch(batch_size * block), seeds).map(
+        lambda batch, pair: (augment_batch(batch[0], pair, augment), *batch[1:]),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _finish(tf, ds.rebatch(batch_size) if block > 1 else ds, cast=False)
 
 
 def _finish(tf: Any, ds: Any, cast: bool = True) -> Any:
