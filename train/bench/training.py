@@ -145,7 +145,7 @@ def augmentation_overhead(args: argparse.Namespace, dataset: Any) -> dict[str, A
                 print(f"[bench] overhead run {name}: epochs {[round(t, 2) for t in timer.times]} s", flush=True)
     plain = statistics.median(times["plain"])
     return {"model": "baseline", "epochs_timed": len(times["plain"]), "train_images": args.overhead_limit,
-            "batch_size": args.batch_size, "plain_s": plain,
+            "batch_size": args.batch_size, "plain_s": plain, "epoch_times_s": times,
             "augmented": {name: {"augment": OVERHEAD_AUGMENTS[name], "seconds": statistics.median(times[name]),
                                  "ratio": statistics.median(times[name]) / plain} for name in OVERHEAD_AUGMENTS}}
 
@@ -163,7 +163,8 @@ def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any
              + (f"; **limited to {args.limit} train/val images**" if args.limit else "") + ".",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU(s), shared with other jobs; "
              f"this invocation took {wall_s / 60:.1f} min (runs reused from earlier invocations not counted); "
-             f"1/5/15-min load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}.", "",
+             f"1/5/15-min load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}. "
+             f"Training time of all runs in this report: {_total_training_min(results, car):.0f} min.", "",
              "Each cell: edgekit mean ± std over seeds / the chapter's single run.", "",
              "| preset | params (edgekit / chapter) | " + " | ".join(title for _, title, _ in FIGURES) + " |",
              "|---|---|" + "---|" * len(FIGURES)]
@@ -199,6 +200,11 @@ def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any
     return path
 
 
+def _total_training_min(results: dict[str, list[dict[str, Any]]], car: dict[str, Any] | None) -> float:
+    table = sum(summary["training_time_s"] for summaries in results.values() for summary in summaries)
+    return (table + (car["wall_time_s"] if car else 0.0)) / 60
+
+
 def overhead_lines(overhead: dict[str, Any]) -> list[str]:
     lines = ["## Augmentation overhead", "",
              f"Same run ({overhead['model']}, {overhead['train_images']} images, batch {overhead['batch_size']}) "
@@ -207,6 +213,9 @@ def overhead_lines(overhead: dict[str, Any]) -> list[str]:
              f"Without: {overhead['plain_s']:.2f} s/epoch.", ""]
     for name, row in overhead["augmented"].items():
         lines.append(f"- {name} `{json.dumps(row['augment'])}`: {row['seconds']:.2f} s/epoch, **ratio {row['ratio']:.3f}**")
+    if "epoch_times_s" in overhead:
+        spread = "; ".join(f"{name} {min(t):.2f}-{max(t):.2f}" for name, t in overhead["epoch_times_s"].items())
+        lines += ["", f"Spread of the timed epochs (s): {spread}."]
     return lines + [""]
 
 
