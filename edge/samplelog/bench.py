@@ -72,7 +72,7 @@ def bench_samplelog(bundle: Path, video: Path, frames: int, threads: int, work: 
 def report(rows: list[dict], frames: int, threads: int) -> str:
     lines = ["## Sample log (edge.samplelog.bench)", "",
              f"`edgekit run --quiet` on the same {frames}-frame 640x480 video, {threads} interpreter thread(s), "
-             "JPEG q90 full frames, queue 32; best of the rounds. lost = admitted but neither written nor "
+             "JPEG q90 full frames, queue 8; best of the rounds. lost = admitted but neither written nor "
              "counted as dropped (must be 0). Unpaced rows run as fast as the 2 CPUs allow, so the writer "
              "(JPEG encoding, fsyncs) takes CPU from inference; paced rows play the video at 30 fps like a "
              "camera (up to 150 frames, one round).", "",

@@ -46,6 +46,8 @@ def new_session_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
+DEFAULT_QUEUE = 8  # frames waiting for the writer; a stalled disk then costs at most 8 frames of memory
+
 @dataclass
 class _Pending:
     image: np.ndarray
@@ -66,7 +68,8 @@ class SampleLogger:
         fmt, quality: "jpeg" (quality 1-100) or "png".
         max_bytes: quota of the store on disk (None: none).
         min_free: free bytes to leave on the filesystem (None: none).
-        queue_size: samples waiting for the writer before new ones are dropped.
+        queue_size: samples waiting for the writer before new ones are dropped (each holds a
+            full frame: 8 x 640x480 is 7 MB of the car's memory).
         model_version, training_distribution: recorded in the session row.
         reconcile_force: allow reconciliation to remove more than half the store.
         retry_s: how long logging stays paused after a disk error before trying again.
@@ -77,7 +80,7 @@ class SampleLogger:
     def __init__(self, root: Path | str, policy: LogPolicy, labels: list[str], *,
                  session_id: str | None = None, roi: tuple[float, float, float, float] = (0, 0, 1, 1),
                  roi_only: bool = False, fmt: str = "jpeg", quality: int = 90,
-                 max_bytes: int | None = None, min_free: int | None = None, queue_size: int = 32,
+                 max_bytes: int | None = None, min_free: int | None = None, queue_size: int = DEFAULT_QUEUE,
                  model_version: str = "", training_distribution: dict[str, float] | None = None,
                  reconcile_force: bool = False, retry_s: float = 1.0) -> None:
         if fmt not in FORMATS:

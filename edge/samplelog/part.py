@@ -26,7 +26,7 @@ from typing import Any
 
 from edge.errors import UserError
 from edge.samplelog.flags import OPTIONS
-from edge.samplelog.logger import SampleLogger
+from edge.samplelog.logger import DEFAULT_QUEUE, SampleLogger
 from edge.samplelog.policies import LogPolicy
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def build_logger(options: dict[str, Any], labels: list[str], model_version: str,
         Path(options["dir"]).expanduser(), policy, labels, session_id=session_id, roi=tuple(roi),
         roi_only=bool(options.get("roi_only")), fmt=str(options.get("format") or "jpeg"),
         quality=int(options.get("quality") or 90), max_bytes=parse_size(options.get("max_bytes")),
-        min_free=parse_size(options.get("min_free")), queue_size=int(options.get("queue") or 32),
+        min_free=parse_size(options.get("min_free")), queue_size=int(options.get("queue") or DEFAULT_QUEUE),
         model_version=model_version, training_distribution=training_distribution,
         reconcile_force=bool(options.get("reconcile_force")),
     )
