@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,3 +32,15 @@ class Part(Protocol):
 
     def shutdown(self) -> None:
         """Flush and stop; called once, also on SIGINT/SIGTERM and errors."""
+
+
+def yield_cpu_to_inference(niceness: int = 10) -> None:
+    """Lower the calling thread's CPU priority (Linux; elsewhere nothing happens).
+
+    Call it first thing in a part's own thread: disk writing and encoding can wait, the
+    camera -> inference path cannot, and on a 2- or 4-core car they share the cores.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass

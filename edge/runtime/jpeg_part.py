@@ -12,6 +12,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.frame import Frame, Result
+from edge.parts import yield_cpu_to_inference
 
 
 class JpegWriter:
@@ -59,6 +60,7 @@ class JpegWriter:
             self.dropped += 1
 
     def _write_loop(self) -> None:
+        yield_cpu_to_inference()
         while (item := self._queue.get()) is not None:
             frame, name = item
             if cv2.imwrite(str(self.folder / name), frame.bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality]):

@@ -29,6 +29,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.frame import Frame, Result
+from edge.parts import yield_cpu_to_inference
 from edge.preprocess import crop_roi
 from edge.samplelog.imagefile import FORMATS, encode_image
 from edge.samplelog.policies import LogPolicy, PolicyEngine
@@ -165,6 +166,7 @@ class SampleLogger:
     # --- writer thread -------------------------------------------------------------------
 
     def _write_loop(self) -> None:
+        yield_cpu_to_inference()
         next_session_save = time.monotonic() + _SESSION_SAVE_S
         while True:
             try:
