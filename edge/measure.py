@@ -88,7 +88,8 @@ def run_and_measure(args: list[str], python: str = sys.executable, timeout: floa
         last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {last}")
     return {"stats": parse_stats_line(stderr), "wall_s": round(wall, 3), "stdout": stdout,
-            "lines": len(stdout.splitlines()), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+            "lines": len(stdout.splitlines()), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)}
 
 
 def time_to_first_result(args: list[str], python: str = sys.executable, timeout: float = 120) -> float:
