@@ -60,6 +60,7 @@ def naive_loop(bundle_path: Path, video: Path, threads: int, jpeg_dir: Path) -> 
     from edge.bundle import open_bundle
     from edge.interpreter import TFLiteModel
     from edge.preprocess import preprocess
+    from edge.runtime.stats import peak_rss_mb
 
     bundle = open_bundle(bundle_path)
     model = TFLiteModel(bundle.model_path, num_threads=threads)
@@ -81,7 +82,7 @@ def naive_loop(bundle_path: Path, video: Path, threads: int, jpeg_dir: Path) -> 
             cv2.imwrite(str(jpeg_dir / f"{index:08d}.jpg"), bgr)
         index += 1
     elapsed = time.monotonic() - started
-    print(f"stats frames={index} uptime_s={elapsed:.4f}", file=sys.stderr)
+    print(f"stats frames={index} uptime_s={elapsed:.4f} peak_rss_mb={peak_rss_mb()}", file=sys.stderr)
 
 
 def decode_alone(video: Path, decoder_threads: int = 0) -> float:

@@ -87,8 +87,11 @@ def run_and_measure(args: list[str], python: str = sys.executable, timeout: floa
     if process.returncode != 0:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {last}")
-    return {"stats": parse_stats_line(stderr), "wall_s": round(wall, 3), "stdout": stdout,
-            "lines": len(stdout.splitlines()), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    stats = parse_stats_line(stderr)
+    # the process's own figure: wait4's ru_maxrss includes this (parent) process's size
+    peak = stats.get("peak_rss_mb", round(usage.ru_maxrss / 1024, 1))
+    return {"stats": stats, "wall_s": round(wall, 3), "stdout": stdout,
+            "lines": len(stdout.splitlines()), "peak_rss_mb": peak,
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)}
 
 

@@ -120,3 +120,16 @@ def test_bench_device_reports_every_figure(bundle):
     assert report["preprocess"]["p50_ms"] > 0 and report["frame"] == [72, 96, 3]
     assert report["end_to_end"]["frames"] == 30 and report["end_to_end"]["fps"] > 0
     assert 10 < report["peak_rss_mb"] < 2000 and 0 < report["start_to_first_result_s"] < 60
+
+
+def test_peak_memory_is_the_runs_own_not_its_parents(bundle):
+    """wait4's ru_maxrss carries the parent's size across fork + exec; the run reports VmHWM itself."""
+    from edge.measure import run_and_measure
+
+    padding = bytearray(400 * 1024 * 1024)  # make this (the parent) process 400 MB bigger
+    padding[::4096] = b"\x01" * len(padding[::4096])
+    measured = run_and_measure(["--bundle", str(bundle), "--source", "synthetic:seed=3", "--size", "96x72",
+                                "--frames", "5", "--stats-interval", "0"])
+    assert measured["stats"]["peak_rss_mb"] == measured["peak_rss_mb"]
+    assert 10 < measured["peak_rss_mb"] < 400  # edgekit run itself is far below the padded parent
+    del padding

@@ -19,7 +19,7 @@ from edge.runtime.config import RuntimeConfig
 from edge.runtime.hotswap import BundleWatcher
 from edge.runtime.model import LoadedModel, load_model
 from edge.runtime.parts import PartGuard, collect_stats, shutdown_all
-from edge.runtime.stats import RuntimeStats, format_stats
+from edge.runtime.stats import RuntimeStats, format_stats, peak_rss_mb
 from edge.sources import Backoff, ResilientSource, SourceOptions, make_source
 
 log = logging.getLogger("edge.runtime")
@@ -98,6 +98,7 @@ class Runtime:
         return self.stats.snapshot(
             reset_window=reset_window, skipped=self.capture.skipped, reopens=self.source.reopens,
             swaps=self.watcher.swaps, swaps_refused=self.watcher.rejected, model=self.current.version,
+            peak_rss_mb=peak_rss_mb(),
             **collect_stats(self.parts), **self.part_guard.stats(self.parts),
         )
 

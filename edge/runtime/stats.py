@@ -9,6 +9,27 @@ from typing import Any
 import numpy as np
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MB (Linux VmHWM; elsewhere ru_maxrss).
+
+    Not `wait4`'s ru_maxrss seen from a parent: Linux carries the parent's resident size
+    across fork + exec into it, so a child started from a 140 MB Python process would report
+    at least 140 MB whatever it used.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _percentile(values: deque[float], q: float) -> float | None:
     return round(float(np.percentile(np.fromiter(values, float), q)), 3) if values else None
 
