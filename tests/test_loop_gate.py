@@ -20,6 +20,33 @@ def test_evaluate_counts_and_confusion():
     ev = _eval([10, 5, 10, 0])
     assert ev.accuracy == 62.5 and ev.per_class == {"green": 100.0, "none": 50.0, "red": 100.0, "yellow": 0.0}
     assert ev.confusion[1] == [0, 5, 5, 0] and ev.counts["red"] == 10
+    # F1 = 2 TP / (images of the class + predictions of the class): green 20/30, none 10/15, red 20/25
+    assert ev.per_class_f1 == {"green": 66.6667, "none": 66.6667, "red": 80.0, "yellow": 0.0}
+
+
+def _confusion_eval(rows: list[list[int]]):
+    """An Evaluation from a confusion matrix (rows = truth, columns = predicted)."""
+    labels, predicted = [], []
+    for truth, row in enumerate(rows):
+        for guess, count in enumerate(row):
+            labels += [truth] * count
+            predicted += [guess] * count
+    return evaluate(np.asarray(predicted), np.asarray(labels), LABELS)
+
+
+def test_a_class_is_judged_on_f1_so_calling_everything_none_is_no_merit():
+    # production calls most foggy frames "none": 24/36 of the real "none" found, but 137 wrong "none"s
+    production = _confusion_eval([[36, 54, 0, 0], [7, 24, 0, 5], [0, 49, 37, 4], [0, 34, 2, 34]])
+    # the candidate learnt fog: fewer "none" answers (recall 18/36) but far fewer wrong ones
+    candidate = _confusion_eval([[68, 20, 0, 2], [7, 18, 2, 9], [0, 6, 73, 11], [0, 1, 3, 66]])
+    assert candidate.per_class["none"] < production.per_class["none"]
+    assert candidate.per_class_f1["none"] > production.per_class_f1["none"]
+    decision = decide({"fresh_test": (candidate, production)}, GateRules(max_class_drop=5, critical=["red"]))
+    assert decision.promote, decision.reasons
+    assert decision.deltas["fresh_test"]["measure"] == {"green": "F1", "none": "F1", "red": "recall", "yellow": "F1"}
+    # the same recall loss on a critical class is still a rejection
+    decision = decide({"fresh_test": (candidate, production)}, GateRules(max_class_drop=5, critical=["none"]))
+    assert not decision.promote and "critical class 'none' recall" in decision.reasons[0]
 
 
 def test_gate_rules():

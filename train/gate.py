@@ -2,7 +2,13 @@
 
 The gate promotes a candidate only if, on every evaluated split, it is not worse
 overall by more than `max_drop` points, not worse on any class by more than
-`max_class_drop` points, and not worse at all on a critical class (e.g. "red").
+`max_class_drop` points of F1, and not worse at all on a critical class's recall
+(e.g. "red": missing one is the failure that matters).
+
+Why F1 for the other classes: a model that calls every foggy frame "none" finds all
+the real "none" frames too, so its recall on "none" looks great while most of its
+"none" answers are wrong. F1 weighs both, so a candidate that stops doing that is not
+rejected for "losing" that class.
 
 Example:
     >>> cand = evaluate_bundle(Path("cand/bundle"), images, labels)
@@ -24,13 +30,14 @@ from edge.interpreter import TFLiteModel
 
 @dataclass
 class Evaluation:
-    """Accuracy (percent) overall and per class, with the confusion matrix (rows = truth)."""
+    """Accuracy (percent) overall, recall and F1 per class (percent), the confusion matrix (rows = truth)."""
 
     accuracy: float
-    per_class: dict[str, float | None]
+    per_class: dict[str, float | None]  # recall: the share of the class's images called that class
     counts: dict[str, int]
     confusion: list[list[int]]
     images: int
+    per_class_f1: dict[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,9 +66,12 @@ def evaluate(predicted: np.ndarray, labels: np.ndarray, class_names: list[str]) 
     totals = matrix.sum(axis=1)
     per_class = {name: (round(float(matrix[i, i] / totals[i] * 100), 4) if totals[i] else None)
                  for i, name in enumerate(class_names)}
+    called = matrix.sum(axis=0)
+    per_class_f1 = {name: (round(float(2 * matrix[i, i] / (totals[i] + called[i]) * 100), 4) if totals[i] else None)
+                    for i, name in enumerate(class_names)}
     accuracy = float((predicted == labels).mean() * 100) if len(labels) else float("nan")
     return Evaluation(round(accuracy, 4), per_class, {c: int(t) for c, t in zip(class_names, totals, strict=True)},
-                      matrix.tolist(), int(len(labels)))
+                      matrix.tolist(), int(len(labels)), per_class_f1)
 
 
 def evaluate_bundle(bundle_path: Path, images: np.ndarray, labels: np.ndarray) -> Evaluation:
@@ -81,10 +91,14 @@ def decide(results: dict[str, tuple[Evaluation, Evaluation | None]], rules: Gate
             deltas[split] = {"overall": None, "per_class": {}}
             continue
         overall = round(candidate.accuracy - production.accuracy, 4)
-        per_class = {name: (None if candidate.per_class[name] is None or production.per_class.get(name) is None
-                            else round(candidate.per_class[name] - production.per_class[name], 4))
-                     for name in candidate.per_class}
-        deltas[split] = {"overall": overall, "per_class": per_class}
+        measure = {name: ("recall", "per_class") if name in rules.critical else ("F1", "per_class_f1")
+                   for name in candidate.per_class}
+        figures = {name: (getattr(candidate, attr).get(name), getattr(production, attr).get(name))
+                   for name, (_, attr) in measure.items()}
+        per_class = {name: (None if cand is None or prod is None else round(cand - prod, 4))
+                     for name, (cand, prod) in figures.items()}
+        deltas[split] = {"overall": overall, "per_class": per_class,
+                         "measure": {name: kind for name, (kind, _) in measure.items()}}
         if overall < -rules.max_drop:
             reasons.append(f"{split}: overall accuracy {production.accuracy:.2f}% -> {candidate.accuracy:.2f}% "
                            f"({overall:+.2f} pt, limit {-rules.max_drop:+g} pt)")
@@ -94,6 +108,7 @@ def decide(results: dict[str, tuple[Evaluation, Evaluation | None]], rules: Gate
             limit = 0.0 if name in rules.critical else rules.max_class_drop
             if delta < -limit:
                 kind = "critical class" if name in rules.critical else "class"
-                reasons.append(f"{split}: {kind} {name!r} {production.per_class[name]:.2f}% -> "
-                               f"{candidate.per_class[name]:.2f}% ({delta:+.2f} pt, limit {-limit:+g} pt)")
+                cand, prod = figures[name]
+                reasons.append(f"{split}: {kind} {name!r} {measure[name][0]} {prod:.2f}% -> "
+                               f"{cand:.2f}% ({delta:+.2f} pt, limit {-limit:+g} pt)")
     return GateDecision(promote=not reasons, reasons=reasons, deltas=deltas)

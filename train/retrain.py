@@ -169,13 +169,17 @@ def write_report(folder: Path, version: str, production: str | None,
             counts = np.bincount(data.dataset.labels[sel], minlength=len(names))
             lines.append(f"- {session}: " + ", ".join(f"{n} {int(c)}" for n, c in zip(names, counts, strict=True) if c))
     for split, (cand, prod) in results.items():
-        lines += ["", f"## {split}", "", "| class | production | candidate | delta |", "|---|---|---|---|"]
-        lines.append(f"| overall | {prod.accuracy if prod else '-'} | {cand.accuracy} | "
+        lines += ["", f"## {split}", "", "Accuracy overall; per class recall and F1 in percent, production -> "
+                  "candidate. The gate judges critical classes on recall and the others on F1 (delta column).", "",
+                  "| class | recall | F1 | gate delta |", "|---|---|---|---|"]
+        lines.append(f"| overall | {prod.accuracy if prod else '-'} -> {cand.accuracy} | | "
                      f"{decision.deltas[split]['overall'] if prod else '-'} |")
         for cls in names:
             delta = decision.deltas[split]["per_class"].get(cls) if prod else None
-            lines.append(f"| {cls} | {prod.per_class.get(cls) if prod else '-'} | {cand.per_class[cls]} | "
-                         f"{'-' if delta is None else f'{delta:+.2f}'} |")
+            measure = decision.deltas[split].get("measure", {}).get(cls, "")
+            lines.append(f"| {cls} | {prod.per_class.get(cls) if prod else '-'} -> {cand.per_class[cls]} "
+                         f"| {prod.per_class_f1.get(cls) if prod else '-'} -> {cand.per_class_f1.get(cls)} "
+                         f"| {'-' if delta is None else f'{delta:+.2f} ({measure})'} |")
         figure, axes = plt.subplots(1, 3 if prod else 1, figsize=(15 if prod else 5, 4.5), squeeze=False)
         panels = [("candidate " + version, cand)] + ([("production " + (production or ""), prod)] if prod else [])
         for ax, (title, ev) in zip(axes[0], panels, strict=False):
@@ -191,7 +195,7 @@ def write_report(folder: Path, version: str, production: str | None,
             deltas = [decision.deltas[split]["per_class"].get(c) or 0.0 for c in names]
             axes[0][2].bar(names, deltas, color=["tab:green" if d >= 0 else "tab:red" for d in deltas])
             axes[0][2].axhline(0, color="black", linewidth=0.8)
-            axes[0][2].set_title("per-class delta (pt)")
+            axes[0][2].set_title("per-class gate delta (pt; F1, critical: recall)")
         figure.tight_layout()
         figure.savefig(folder / f"{split}.png", dpi=90)
         plt.close(figure)

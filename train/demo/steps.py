@@ -224,8 +224,8 @@ def step_gate(ctx: DemoContext) -> str:
     for split, pair in result.evaluations.items():
         production, candidate = pair["production"], pair["candidate"]
         figures.append(f"{split} {production['accuracy']:.1f}% -> {candidate['accuracy']:.1f}%")
-    rules = (f"overall drop <= {s.max_drop:g} pt, class drop <= {s.max_class_drop:g} pt"
-             + (f", no drop on {', '.join(s.critical)}" if s.critical else ""))
+    rules = (f"overall drop <= {s.max_drop:g} pt, class F1 drop <= {s.max_class_drop:g} pt"
+             + (f", no recall drop on {', '.join(s.critical)}" if s.critical else ""))
     verdict = "PASSED" if result.decision.promote else "REJECTED: " + "; ".join(result.decision.reasons)
     return f"{a['v1'].version} vs {result.version} as int8 TFLite: {', '.join(figures)}; rules: {rules}: {verdict}"
 
