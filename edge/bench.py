@@ -172,7 +172,6 @@ def bench_bundle(bundle: Path, video: Path, frames: int, threads: list[int], wor
             "peak_rss_mb": max(r["peak_rss_mb"] for _, r in best["run"]),
             # CPU of the loop alone: the process's CPU minus that of starting up (a one-frame run)
             "run_cpu_ms_per_frame": round((top["run"][1]["cpu_s"] + top["startup"][0]) * 1000 / (frames - 1), 3),
-            "naive_rss_mb": max(r["peak_rss_mb"] for _, r in best["naive"]),
             "jpegs": (_count_images(naive_dir), _count_images(run_dir)),
             "latency_p50_ms": run["stats"].get("latency_p50_ms"),
             "latency_p99_ms": run["stats"].get("latency_p99_ms"),
