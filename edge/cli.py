@@ -20,6 +20,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import pkgutil
 import sys
 import traceback
@@ -88,8 +89,14 @@ def _requested_command(argv: list[str] | None) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     # A car command loads only edge's commands: nothing of train/ or convert/ gets imported.
     commands = discover_commands(["edge.commands"])
-    if _requested_command(argv) not in commands:
+    requested = _requested_command(argv)
+    if requested not in commands:
         commands = discover_commands()
+    if getattr(commands.get(requested), "NO_BLAS_THREADS", False):
+        # Before NumPy is imported (the parser's options import it): OpenBLAS's threads spin for
+        # ~0.1 s of CPU at start, on cores the camera and interpreter need, for linear algebra
+        # the car never does.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))

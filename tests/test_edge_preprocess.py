@@ -10,7 +10,14 @@ import pytest
 
 from edge.errors import UserError
 from edge.frame import Frame
-from edge.preprocess import PreprocessSpec, opencv_pixels, preprocess, preprocess_frame
+from edge.preprocess import (
+    BOX_AVERAGE_MIN_AREA,
+    PreprocessSpec,
+    box_average,
+    opencv_pixels,
+    preprocess,
+    preprocess_frame,
+)
 
 
 def _scene(height: int = 120, width: int = 160) -> np.ndarray:
@@ -29,6 +36,25 @@ def test_bgr_frame_gives_the_same_model_input_as_converting_first(resize, interp
     np.testing.assert_array_equal(preprocess(bgr, spec, order="bgr"), expected)
     np.testing.assert_array_equal(preprocess_frame(Frame(bgr, 0.0, 0, 0.0, order="bgr"), spec), expected)
     np.testing.assert_array_equal(preprocess_frame(Frame(rgb, 0.0, 0, 0.0), spec), expected)
+
+
+@pytest.mark.parametrize("factor_y,factor_x", [(10, 10), (15, 20), (20, 15), (1, 100), (100, 1), (12, 25), (30, 30), (300, 1)])
+def test_box_average_gives_the_bytes_of_opencv_area_resize(factor_y, factor_x):
+    rng = np.random.default_rng(factor_y * 100 + factor_x)
+    out_h, out_w = 7, 5
+    frame = rng.integers(0, 256, (out_h * factor_y + 3, out_w * factor_x + 4, 3), dtype=np.uint8)
+    region = frame[1 : 1 + out_h * factor_y, 2 : 2 + out_w * factor_x]  # a crop: rows are strided
+    for image in (region, cv2.GaussianBlur(region, (0, 0), 3)):  # noise, and smooth (many ties)
+        expected = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(box_average(image, out_h, out_w), expected)
+
+
+def test_camera_frame_to_32x32_takes_the_box_path_and_matches_opencv(monkeypatch):
+    frame = _scene(480, 640)
+    expected = cv2.resize(frame, (32, 32), interpolation=cv2.INTER_AREA)
+    assert (480 // 32) * (640 // 32) >= BOX_AVERAGE_MIN_AREA
+    monkeypatch.setattr(cv2, "resize", lambda *a, **k: pytest.fail("cv2.resize used for a box average"))
+    np.testing.assert_array_equal(preprocess(frame, PreprocessSpec(input_size=(32, 32))), expected)
 
 
 def test_frame_converts_only_when_asked_and_both_orders_agree():

@@ -51,6 +51,29 @@ def test_run_loads_no_tensorflow_keras_train_or_convert(bundle, venv):
     assert [json.loads(line)["frame"] for line in lines] == [0, 1, 2]
 
 
+def test_run_starts_numpy_without_openblas_threads(bundle):
+    """The car does no linear algebra: OpenBLAS's spinning threads would only take its cores."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("OpenBLAS runs one thread on one core anyway")
+    code = (
+        "import ctypes, sys\n"
+        "from edge.cli import main\n"
+        f"assert main(['run', '--bundle', {str(bundle)!r}, '--source', 'synthetic:seed=2', '--size', '96x72',"
+        " '--frames', '2', '--quiet']) == 0\n"
+        "maps = open('/proc/self/maps').read().split()\n"
+        "path = next(w for w in maps if 'openblas' in w and w.endswith(tuple('0123456789so')))\n"
+        "library = ctypes.CDLL(path)\n"
+        "name = next(n for n in ('scipy_openblas_get_num_threads64_', 'openblas_get_num_threads64_',"
+        " 'openblas_get_num_threads') if hasattr(library, n))\n"
+        "print(getattr(library, name)())\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "1"
+
+
 def test_sigterm_finishes_the_frame_flushes_and_exits_zero(bundle, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "edge.cli", "run", "--bundle", str(bundle), "--source", "synthetic:seed=1",

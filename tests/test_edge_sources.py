@@ -58,6 +58,25 @@ def test_video_file_replays_every_frame_in_rgb(tmp_path):
         assert np.abs(frame.image.astype(int) - rgb).mean() < 4  # red ramps, blue constant: RGB order kept
 
 
+def test_video_frames_reuse_a_buffer_once_nothing_holds_it_and_never_before(tmp_path):
+    expected = _write_video(tmp_path / "clip.avi", 12)
+    source = VideoFileSource(tmp_path / "clip.avi")
+    source.open()
+    held = source.read()  # frame 0, kept for the whole test (like a queued sample)
+    view = source.read().pixels[:8]  # frame 1, only a crop of it kept
+    addresses = []
+    for i in range(2, 12):
+        frame = source.read()
+        assert np.abs(frame.image.astype(int) - expected[i]).mean() < 4
+        addresses.append(frame.pixels.ctypes.data)
+        del frame
+    source.close()
+    assert len(set(addresses)) == 1  # every later frame decoded into one reused array
+    assert held.pixels.ctypes.data not in addresses and view.base.ctypes.data not in addresses
+    assert np.abs(held.image.astype(int) - expected[0]).mean() < 4  # never overwritten
+    assert np.abs(cv2.cvtColor(view, cv2.COLOR_BGR2RGB).astype(int) - expected[1][:8]).mean() < 4
+
+
 def test_image_folder_is_sorted_and_a_bad_file_costs_one_failure(tmp_path):
     for name, red in (("b.png", 20), ("a.png", 10), ("c.png", 30)):
         image = np.full((4, 4, 3), (red, 0, 0), np.uint8)

@@ -10,6 +10,7 @@ from pathlib import Path
 NAME = "bench-device"
 HELP = "measure interpreter latency per thread count, preprocessing, end-to-end fps/latency, RSS, start time"
 NEEDS = ()
+NO_BLAS_THREADS = True  # see edge.cli
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 NAME = "run"
 HELP = "run a bundle on a camera, stream, video, image folder or synthetic drive"
 NEEDS = ()
+NO_BLAS_THREADS = True  # see edge.cli
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ import cv2
 from edge.frame import Frame
 from edge.preprocess import opencv_pixels
 from edge.sources.base import SourceError, make_frame
+from edge.sources.buffers import BufferPool
 
 
 class OpenCVReader:
@@ -22,6 +23,7 @@ class OpenCVReader:
         self.fps: float | None = None
         self._capture: cv2.VideoCapture | None = None
         self._index = 0
+        self._buffers = BufferPool()
 
     def _open(self, target: str | int, backend: int, failure: str,
               configure: Callable[[cv2.VideoCapture], None] | None = None, params: Sequence[int] = ()) -> None:
@@ -43,9 +45,11 @@ class OpenCVReader:
         """The next frame, or None when the capture gives none."""
         if self._capture is None:
             raise SourceError(f"{self.name} is not open")
-        ok, image = self._capture.read()
+        buffer = self._buffers.free()
+        ok, image = self._capture.read(buffer) if buffer is not None else self._capture.read()
         if not ok or image is None:
             return None
+        self._buffers.keep(image, buffer)
         pixels, order = opencv_pixels(image)
         frame = make_frame(pixels, self._index, order=order)
         self._index += 1
