@@ -21,6 +21,10 @@ class Frame:
     sample log encodes its JPEGs from `bgr`, so on the hot path a full frame is never
     converted at all. Both give the same pixels as converting first.
 
+    A frame's pixels are never written once it is made, so parts may keep them without a
+    copy; a source that decodes into reused buffers (edge.sources.buffers) reuses only
+    those no frame, queue or view refers to any more.
+
     Args:
         pixels: uint8 array (H, W, 3) in `order`.
         timestamp: capture time, seconds since the epoch (`time.time()`).

@@ -158,7 +158,9 @@ class SampleLogger:
             "frame_width": int(width), "frame_height": int(height), "truth": frame.truth, **extra,
         }
         try:
-            self._queue.put_nowait(_Pending(np.array(pixels, copy=True), meta, frame.order))
+            # No copy: a frame's pixels are never written once it is made (see edge.frame.Frame),
+            # and a source that reuses buffers reuses only those nothing refers to any more.
+            self._queue.put_nowait(_Pending(pixels, meta, frame.order))
             self.enqueued += 1
         except queue.Full:
             self.dropped += 1
