@@ -139,7 +139,7 @@ def _is_box(in_hw: tuple[int, int], out_hw: tuple[int, int], interpolation: int)
 
 
 def _scale(image: np.ndarray, out_h: int, out_w: int, interpolation: int) -> np.ndarray:
-    if image.ndim == 3 and _is_box(image.shape[:2], (out_h, out_w), interpolation):
+    if _is_box(image.shape[:2], (out_h, out_w), interpolation):
         return box_average(image, out_h, out_w)
     return cv2.resize(image, (out_w, out_h), interpolation=interpolation)
 

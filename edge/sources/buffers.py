@@ -34,9 +34,6 @@ class BufferPool:
         self.limit = limit
         self._arrays: list[np.ndarray] = []
 
-    def __len__(self) -> int:
-        return len(self._arrays)
-
     def free(self) -> np.ndarray | None:
         """An array nothing outside the pool refers to (no frame, queue or view), or None."""
         for index in range(len(self._arrays)):
