@@ -142,7 +142,9 @@ def bench_bundle(bundle: Path, video: Path, frames: int, threads: list[int], wor
     common = ["--bundle", str(bundle), "--source", str(video)]
     load_before = os.getloadavg()[0]
     best: dict[str, list] = {"naive": [], "run": [], "decode": [], "invoke": [], "first": [], "startup": []}
+    paired: list[tuple[float, float]] = []  # each round's own b/a and b/min(c): the host's speed cancels out
     for _ in range(rounds):
+        start = {key: len(values) for key, values in best.items()}
         for n in threads:
             for folder in (naive_dir, run_dir):
                 shutil.rmtree(folder, ignore_errors=True)
@@ -160,6 +162,10 @@ def bench_bundle(bundle: Path, video: Path, frames: int, threads: list[int], wor
             best["invoke"].append((invoke_alone(bundle, n, max(frames, 2000)), {"threads": n}))
         for decoder_threads in (0, 1):
             best["decode"].append((decode_alone(video, decoder_threads), {"threads": decoder_threads or "default"}))
+        round_best = {key: max(fps for fps, _ in best[key][start[key]:])
+                      for key in ("naive", "run", "decode", "invoke")}
+        paired.append((round_best["run"] / round_best["naive"],
+                       round_best["run"] / min(round_best["decode"], round_best["invoke"])))
         best["first"].append((-time_to_first_result(common), None))
         best["startup"].append((-run_and_measure([*common, "--frames", "1", "--stats-interval", "0"])["cpu_s"], None))
     top = {key: max(values, key=lambda item: item[0]) for key, values in best.items()}
@@ -168,6 +174,7 @@ def bench_bundle(bundle: Path, video: Path, frames: int, threads: list[int], wor
     run = top["run"][1]
     return {"bundle": name, "naive_fps": a, "run_fps": b, "decode_fps": decode, "invoke_fps": invoke,
             "b_over_a": b / a, "b_over_ceiling": b / min(decode, invoke), "first_result_s": -top["first"][0],
+            "paired": paired,
             "best_threads": {key: top[key][1]["threads"] for key in ("naive", "run", "decode", "invoke")},
             "peak_rss_mb": max(r["peak_rss_mb"] for _, r in best["run"]),
             # CPU of the loop alone: the process's CPU minus that of starting up (a one-frame run)
@@ -236,6 +243,13 @@ def report(rows: list[dict], frames: int, threads: list[int], rounds: int, loggi
         bound = cores * 1000 / row["run_cpu_ms_per_frame"]
         lines.append(f"| {row['bundle']} | {row['run_cpu_ms_per_frame']:.3f} | {bound:.0f} "
                      f"| {row['run_fps'] / bound:.2f} |")
+    lines += ["", "The same ratios within each round (that round's best of each variant), so that the host's "
+              "speed, which drifts by up to 30% over a minute here, cancels out; the median over rounds:", "",
+              "| bundle | b/a per round | median b/a | b/min(c) per round | median b/min(c) |", "|---|---|---|---|---|"]
+    for row in rows:
+        over_a, over_c = zip(*row["paired"], strict=True)
+        lines.append(f"| {row['bundle']} | {', '.join(f'{v:.2f}' for v in over_a)} | {np.median(over_a):.2f} "
+                     f"| {', '.join(f'{v:.2f}' for v in over_c)} | {np.median(over_c):.2f} |")
     lines += ["", "Decoding a 640x480 frame, resizing it and logging every 10th one cost far more CPU than "
               "invoking these small models, so (b) is bounded by the CPU all its threads need per frame, "
               "not by how well it overlaps them: (b) can reach min(decode, invoke) only if that CPU fits "
