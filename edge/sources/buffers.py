@@ -17,6 +17,15 @@ import numpy as np
 DEFAULT_LIMIT = 24
 
 
+def _references_when_only_a_list_holds_it() -> int:
+    """What sys.getrefcount reports for an array held by one list alone (2 on CPython 3.11)."""
+    held = [np.empty(0)]
+    return sys.getrefcount(held[0])
+
+
+_ALONE = _references_when_only_a_list_holds_it()
+
+
 class BufferPool:
     """Arrays to decode into, each reused once only the pool holds it.
 
@@ -37,8 +46,7 @@ class BufferPool:
     def free(self) -> np.ndarray | None:
         """An array nothing outside the pool refers to (no frame, queue or view), or None."""
         for index in range(len(self._arrays)):
-            # References: the pool's list and getrefcount's own argument. A view holds its base.
-            if sys.getrefcount(self._arrays[index]) == 2:
+            if sys.getrefcount(self._arrays[index]) == _ALONE:  # a view counts too: it holds its base
                 return self._arrays[index]
         return None
 
