@@ -13,7 +13,7 @@ from edge.sources.buffers import BufferPool
 
 
 class OpenCVReader:
-    """What every `cv2.VideoCapture` source shares: open with a check, frames BGR -> RGB, close.
+    """What every `cv2.VideoCapture` source shares: open with a check, BGR frames in reused buffers, close.
 
     Frames are numbered from where the last capture stopped, so a reopen continues the count.
     """
@@ -62,7 +62,7 @@ class OpenCVReader:
 
 
 class OpenCVCaptureSource(OpenCVReader):
-    """Frames from `cv2.VideoCapture`, converted once from BGR to RGB.
+    """Frames from `cv2.VideoCapture`, passed on as B,G,R (`Frame.image` converts if asked).
 
     Args:
         target: a device index (0), a device path, a URL or a GStreamer pipeline
