@@ -10,7 +10,7 @@ from edge.errors import UserError
 # option -> TrainConfig default when neither the user nor the preset's recipe sets it
 DEFAULTS: dict[str, Any] = {"epochs": 5, "batch_size": 32, "optimizer": "adam", "learning_rate": 1e-3,
                             "lr_schedule": "constant", "label_smoothing": 0.0, "weight_decay": 0.0,
-                            "augment": None}
+                            "augment": None, "class_weights": False, "bn_momentum": None}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -36,8 +36,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--label-smoothing", type=float)
     group.add_argument("--weight-decay", type=float)
     group.add_argument("--augment", help="augmentation options: JSON object or .json/.toml file; 'none' to disable")
-    group.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=False,
-                       help="weight classes by inverse frequency")
+    group.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=None,
+                       help="weight classes by inverse frequency (default: off, or the preset's recipe)")
+    group.add_argument("--bn-momentum", type=float,
+                       help="BatchNorm momentum (default: Keras' 0.99; the car default uses 0.9)")
     group.add_argument("--patience", type=int, help="early stopping: epochs without val-loss improvement")
     group.add_argument("--no-restore-best", dest="restore_best", action="store_false",
                        help="with early stopping, keep the last weights in memory instead of the best")
@@ -62,10 +64,11 @@ def config_kwargs(args: argparse.Namespace, model: str) -> dict[str, Any]:
         values[key] = given if given is not None else recipe.get(key, default)
     if isinstance(values["augment"], str):
         values["augment"] = AugmentConfig.parse(values["augment"]).to_dict()
-    values["augment"] = AugmentConfig.from_dict(values["augment"]).to_dict() if values["augment"] else {}
-    if values["epochs"] < 1:
+    if values["augment"] is not None or "augment" not in recipe:  # a recipe's None: sized from the data
+        values["augment"] = AugmentConfig.from_dict(values["augment"]).to_dict() if values["augment"] else {}
+    if values["epochs"] is not None and values["epochs"] < 1:
         raise UserError("--epochs must be >= 1")
     return dict(dataset=args.dataset, model=model, split_file=args.split_file, validation=args.validation,
-                image_size=args.image_size, class_weights=args.class_weights, patience=args.patience,
+                image_size=args.image_size, patience=args.patience,
                 restore_best=args.restore_best, seed=args.seed, strategy=args.strategy, limit=args.limit,
                 deterministic=args.deterministic, verbose=0 if args.quiet else 1, **values)

@@ -13,8 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from train.commands._training_args import add_training_arguments
 
     add_training_arguments(parser)
-    parser.add_argument("--model", "--preset", dest="model", default="baseline",
-                        help="preset name (`edgekit presets`) or a .json/.toml model spec (default baseline)")
+    parser.add_argument("--model", "--preset", dest="model", default="car-small",
+                        help="preset name (`edgekit presets`) or a .json/.toml model spec (default car-small, "
+                             "the car default: its recipe is sized from the data, see docs/training.md)")
     parser.add_argument("--init-model", help="fine-tune from this model.keras instead of starting fresh")
     parser.add_argument("--repeat", type=int, default=1,
                         help="train N seeds (seed, seed+1, ...) and report mean ± std")
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.errors import UserError
     from train.commands._training_args import config_kwargs
     from train.training import TrainConfig, train
-    from train.training.analysis import summary_block
+    from train.training.analysis import run_report, summary_block
     from train.training.sweep import sweep_table
 
     if args.repeat < 1:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         results.append(result)
         if args.quiet:
             print(summary_block(result.summary))
-            print(f"Fit: {result.summary['diagnosis']['verdict']} - {result.summary['diagnosis']['detail']}")
+            print(run_report(result.summary))
         print(f"run folder: {result.out}")
         if result.status in ("nan", "interrupted"):
             print(result.message)

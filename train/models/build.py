@@ -14,8 +14,10 @@ _BASE_NAMES = {"conv": "conv2d", "sepconv": "separable_conv2d", "maxpool": "max_
                "activation": "activation"}
 
 
-def build_model(spec: ModelSpec, num_classes: int = 10) -> Any:
+def build_model(spec: ModelSpec, num_classes: int = 10, bn_momentum: float | None = None) -> Any:
     """A Keras model for raw uint8 images of spec.input_shape.
+
+    bn_momentum: every BatchNormalization layer's momentum (None: Keras' 0.99).
 
     Example:
         >>> from train.models import load_spec
@@ -26,6 +28,7 @@ def build_model(spec: ModelSpec, num_classes: int = 10) -> Any:
     from keras import layers
 
     counts: Counter[str] = Counter()
+    bn_options = {} if bn_momentum is None else {"momentum": float(bn_momentum)}
 
     def name(kind: str, given: str | None = None) -> str:
         counts[kind] += 1
@@ -45,7 +48,7 @@ def build_model(spec: ModelSpec, num_classes: int = 10) -> Any:
             else:
                 x = layers.Conv2D(layer["filters"], name=name("conv", given), **common)(x)
             if bn:
-                x = layers.BatchNormalization(name=name("batchnorm"))(x)
+                x = layers.BatchNormalization(name=name("batchnorm"), **bn_options)(x)
                 x = layers.Activation(layer["activation"], name=name("activation"))(x)
         elif kind in ("maxpool", "avgpool"):
             pool_cls = layers.MaxPooling2D if kind == "maxpool" else layers.AveragePooling2D
@@ -60,12 +63,12 @@ def build_model(spec: ModelSpec, num_classes: int = 10) -> Any:
             x = layers.Dense(layer["units"], use_bias=not bn, activation=None if bn else layer["activation"],
                              name=name(kind, given))(x)
             if bn:
-                x = layers.BatchNormalization(name=name("batchnorm"))(x)
+                x = layers.BatchNormalization(name=name("batchnorm"), **bn_options)(x)
                 x = layers.Activation(layer["activation"], name=name("activation"))(x)
         elif kind == "dropout":
             x = layers.Dropout(float(layer["rate"]), name=name(kind, given))(x)
         elif kind == "batchnorm":
-            x = layers.BatchNormalization(name=name(kind, given))(x)
+            x = layers.BatchNormalization(name=name(kind, given), **bn_options)(x)
         elif kind == "activation":
             x = layers.Activation(layer["activation"], name=name(kind, given))(x)
     x = layers.Dense(num_classes, name="logits")(x)

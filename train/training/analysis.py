@@ -43,8 +43,12 @@ def summary_block(summary: dict[str, Any]) -> str:
 
 
 def diagnose(history: dict[str, list[float]], num_classes: int = 10, low_accuracy: float | None = None,
-             rise_tolerance: float = 0.02) -> dict[str, Any]:
-    """Underfitting, overfitting or good fit, from a Keras history.
+             rise_tolerance: float = 0.02, health: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Collapsed, underfitting, overfitting or good fit, from a Keras history and the collapse check.
+
+    - collapsed: `health` (train.training.health.check_model) found the model no better than the
+      majority class, answering one class, or never finding a class: the curves say nothing
+      then (a collapsed model's training loss still falls), so no other verdict is given;
 
     - underfitting: training accuracy stays low (below `low_accuracy`, default halfway between
       chance and 1) - "flat" if it gained less than 2 points over the last half of the epochs;
@@ -65,6 +69,10 @@ def diagnose(history: dict[str, list[float]], num_classes: int = 10, low_accurac
     finite_val = [(v, i) for i, v in enumerate(val_loss) if v is not None and math.isfinite(v)]
     best_epoch = (min(finite_val)[1] + 1) if finite_val else None
     result: dict[str, Any] = {"best_epoch": best_epoch}
+    if health and health.get("collapsed"):
+        result.update(verdict="collapsed", detail=health.get("advice") or "; ".join(
+            f["message"] for f in health.get("findings", [])))
+        return result
     if accuracy and max(accuracy) < threshold:
         half = accuracy[len(accuracy) // 2:]
         gain = half[-1] - half[0] if len(half) > 1 else 0.0
@@ -111,6 +119,57 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str = "", be
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def run_report(summary: dict[str, Any]) -> str:
+    """What every run prints after its summary block: per-class scores (val, test) and the verdict."""
+    from edge.metrics import scores_from_confusion
+
+    lines = []
+    for key, title in (("val_scores", "validation"), ("test_scores", "test")):
+        if summary.get(key):
+            table = scores_from_confusion(summary[key]["confusion"], summary[key]["class_names"]).table()
+            lines += [f"Per class on {title}:", table]
+    diagnosis = summary.get("diagnosis") or {}
+    lines.append(f"Fit: {diagnosis.get('verdict')} - {diagnosis.get('detail')}")
+    warning = (summary.get("health") or {}).get("warning")
+    if warning:
+        lines.append(f"Warning: {warning}")
+    return "\n".join(lines)
+
+
+def plot_confusion(val: dict[str, Any], path: Path, test: dict[str, Any] | None = None, title: str = "") -> Path:
+    """Confusion matrices (rows = truth) of val and test, counts in each cell, recall on the diagonal's row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    panels = [("validation", val)] + ([("test", test)] if test else [])
+    names = list(val["class_names"])
+    size = max(4.0, 0.55 * len(names) + 2.5)
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), squeeze=False)
+    for ax, (name, scores) in zip(axes[0], panels, strict=True):
+        matrix = np.asarray(scores["confusion"])
+        shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
+                    color="white" if shares[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ax.set_yticks(range(len(names)), [f"{n} ({'-' if r is None else f'{r * 100:.0f}%'})"
+                                          for n, r in zip(names, scores["recall"], strict=True)])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true (recall)")
+        ax.set_title(f"{name}: accuracy {scores['accuracy'] * 100:.1f}% "
+                     f"(majority {scores['majority_share'] * 100:.1f}%)")
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

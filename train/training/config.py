@@ -30,6 +30,10 @@ class TrainConfig:
             sets one, else the dataset's own size.
         init_model: a model.keras to fine-tune from (same classes) instead of a fresh model.
         augment: AugmentConfig options (training split only).
+        bn_momentum: momentum of every BatchNormalization layer (None: Keras' 0.99).
+        class_weights: False, True (balanced: n / (k * count)) or "sqrt" (the square root of those).
+        Open fields (None) of batch_size, epochs, learning_rate, bn_momentum, class_weights and
+        augment are sized from the training split by train.training.recipe (the car default).
         limit: use at most this many training and validation samples (quick tries, benchmarks).
 
     Example:
@@ -43,18 +47,19 @@ class TrainConfig:
     split_file: str | None = None
     validation: str = "val"
     image_size: tuple[int, int] | None = None
-    epochs: int = 5
-    batch_size: int = 32
+    epochs: int | None = 5
+    batch_size: int | None = 32
     optimizer: str = "adam"
-    learning_rate: float = 1e-3
+    learning_rate: float | None = 1e-3
     lr_schedule: str = "constant"
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     seed: int = 1
-    class_weights: bool = False
+    class_weights: bool | str | None = False
+    bn_momentum: float | None = None
     patience: int | None = None
     restore_best: bool = True
-    augment: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, Any] | None = field(default_factory=dict)
     strategy: str = "default"
     init_model: str | None = None
     deterministic: bool = True
@@ -69,12 +74,16 @@ class TrainConfig:
         for value, allowed, name in checks:
             if value not in allowed:
                 raise UserError(f"unknown {name} {value!r}: use one of {', '.join(allowed)}")
-        if self.epochs < 1 or self.batch_size < 1:
+        if (self.epochs is not None and self.epochs < 1) or (self.batch_size is not None and self.batch_size < 1):
             raise UserError(f"epochs and batch size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if not self.learning_rate > 0:
+        if self.learning_rate is not None and not self.learning_rate > 0:
             raise UserError(f"learning rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.class_weights not in (None, True, False, "sqrt"):
+            raise UserError(f"class weights must be on, off or 'sqrt', got {self.class_weights!r}")
+        if self.bn_momentum is not None and not 0 <= self.bn_momentum < 1:
+            raise UserError(f"BatchNorm momentum must be in [0, 1), got {self.bn_momentum}")
         if self.patience is not None and self.patience < 1:
             raise UserError(f"early-stopping patience must be >= 1, got {self.patience}")
 

@@ -1,7 +1,8 @@
 """train(TrainConfig) -> RunResult: one training run, written to a run folder.
 
 Run folder (see docs/training.md): model.keras (best by validation loss), spec.json,
-history.json, history.csv, summary.json, curves.png, run.json.
+history.json, history.csv, summary.json (with per-class scores and the collapse check),
+curves.png, confusion.png, run.json (with the recipe: what was chosen and why).
 """
 
 from __future__ import annotations
@@ -23,9 +24,18 @@ from edge.errors import UserError
 from edge.preprocess import PreprocessSpec
 from train.augment import AugmentConfig
 from train.models import PRESETS, ModelSpec, build_model, load_spec
-from train.training.analysis import diagnose, plot_curves, summarize, summary_block
+from train.training.analysis import (
+    diagnose,
+    plot_confusion,
+    plot_curves,
+    run_report,
+    summarize,
+    summary_block,
+)
 from train.training.config import RunResult, TrainConfig
+from train.training.health import check_model
 from train.training.pipeline import eval_dataset, train_dataset
+from train.training.recipe import resolve as resolve_recipe
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +198,23 @@ def _spec_for(config: TrainConfig) -> ModelSpec:
     return load_spec(config.model)
 
 
-def _load_init_model(path: str, num_classes: int, input_shape: tuple[int, ...]) -> Any:
+def _class_weight(kind: bool | str | None, train_labels: np.ndarray, num_classes: int) -> dict[int, float] | None:
+    """None, balanced (n / (k * count)) or their square roots rescaled to average 1 per image."""
+    if not kind:
+        return None
+    from train.splits import class_weights
+
+    weights = class_weights(train_labels, num_classes)
+    if kind == "sqrt":
+        counts = np.bincount(train_labels, minlength=num_classes)
+        root = {k: float(np.sqrt(w)) for k, w in weights.items()}
+        scale = len(train_labels) / max(1e-9, sum(root[k] * counts[k] for k in root))
+        weights = {k: w * scale for k, w in root.items()}
+    return weights
+
+
+def _load_init_model(path: str, num_classes: int, input_shape: tuple[int, ...],
+                     bn_momentum: float | None = None) -> Any:
     import keras
 
     if not Path(path).is_file():
@@ -203,6 +229,10 @@ def _load_init_model(path: str, num_classes: int, input_shape: tuple[int, ...]) 
     if tuple(model.input_shape[1:]) != tuple(input_shape):
         raise UserError(f"init model {path} takes {list(model.input_shape[1:])} images but the dataset has "
                         f"{list(input_shape)}: load it at the model's size (--image-size)")
+    if bn_momentum is not None:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = float(bn_momentum)
     return model
 
 
@@ -264,20 +294,21 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
     spec = spec.with_input_shape(tuple(images.shape[1:]))
     indices, split_info = resolve_split(dataset, config, out)
     out.mkdir(parents=True, exist_ok=True)
-    augment = AugmentConfig.from_dict(config.augment)
-    class_weight = None
-    if config.class_weights:
-        from train.splits import class_weights
-
-        class_weight = class_weights(labels[indices["train"]], num_classes)
+    config, recipe_record = resolve_recipe(config, len(indices["train"]),
+                                           np.bincount(labels[indices["train"]], minlength=num_classes).tolist(),
+                                           tuple(images.shape[1:3]))
+    if chief and config.verbose and recipe_record["chosen"]:
+        print("recipe: " + "; ".join(f"{k} {v}" for k, v in recipe_record["chosen"].items() if k != "augment"))
+    augment = AugmentConfig.from_dict(config.augment or {})
+    class_weight = _class_weight(config.class_weights, labels[indices["train"]], num_classes)
     train_ds = train_dataset(images[indices["train"]], labels[indices["train"]], num_classes,
                              config.batch_size, config.seed, augment, class_weight)
     val_ds = eval_dataset(images[indices["val"]], labels[indices["val"]], num_classes, config.batch_size)
     steps = math.ceil(len(indices["train"]) / config.batch_size)
 
     with strategy.scope():
-        model = (_load_init_model(config.init_model, num_classes, images.shape[1:]) if config.init_model
-                 else build_model(spec, num_classes))
+        model = (_load_init_model(config.init_model, num_classes, images.shape[1:], config.bn_momentum)
+                 if config.init_model else build_model(spec, num_classes, config.bn_momentum))
         model.compile(optimizer=_optimizer(config, steps),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
@@ -322,21 +353,24 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
     summary = summarize(history, training_time, model.count_params())
     summary["diagnosis"] = diagnose(history, num_classes)
     summary["status"] = status
+    summary["steps"] = steps * len(history.get("loss", []))
     for key in ("val_loss", "val_accuracy"):
         if history.get(key):
             summary[f"final_{key}"] = history[key][-1]
-    if chief and status != "interrupted" and model_path.exists() and config.validation == "val" \
-            and len(indices.get("test", [])) and not np.array_equal(indices["test"], indices["val"]):
+    if chief and status != "interrupted" and model_path.exists():
         best = keras.models.load_model(model_path, safe_mode=True)
-        test_loss, test_acc = best.evaluate(
-            eval_dataset(images[indices["test"]], labels[indices["test"]], num_classes, config.batch_size), verbose=0)
-        summary.update(test_loss=float(test_loss), test_accuracy=float(test_acc))
+        with_test = (config.validation == "val" and len(indices.get("test", []))
+                     and not np.array_equal(indices["test"], indices["val"]))
+        summary.update(check_model(best, images, labels, indices, class_names, config.batch_size,
+                                   with_test=bool(with_test), recipe=config, steps=summary["steps"]))
+        summary["diagnosis"] = diagnose(history, num_classes, health=summary["health"])
 
     if chief:
-        _write_run_folder(out, config, spec, history, summary, dataset, class_names, split_info, indices)
+        _write_run_folder(out, config, spec, history, summary, dataset, class_names, split_info, indices,
+                          recipe_record)
         if config.verbose:
             print(summary_block(summary))
-            print(f"Fit: {summary['diagnosis']['verdict']} - {summary['diagnosis']['detail']}")
+            print(run_report(summary))
             if message:
                 print(message)
     if not chief:  # a non-chief worker's copy of the run is not needed
@@ -348,7 +382,8 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
 
 def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: dict[str, list[float]],
                       summary: dict[str, Any], dataset: Any, class_names: list[str],
-                      split_info: dict[str, Any], indices: dict[str, np.ndarray]) -> None:
+                      split_info: dict[str, Any], indices: dict[str, np.ndarray],
+                      recipe_record: dict[str, Any]) -> None:
     import keras
     import tensorflow as tf
 
@@ -366,6 +401,9 @@ def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: 
     if history.get("loss"):
         plot_curves(history, out / "curves.png", best_epoch=summary.get("best_epoch"),
                     title=f"{spec.name}: {summary['diagnosis']['verdict']}")
+    if summary.get("val_scores"):
+        plot_confusion(summary["val_scores"], out / "confusion.png",
+                       test=summary.get("test_scores"), title=f"{spec.name}: {summary['diagnosis']['verdict']}")
     ref_path = Path(config.dataset) if config.dataset else None
     preprocess = getattr(dataset, "preprocess", None) or PreprocessSpec(
         input_size=spec.input_shape[:2], color="rgb" if spec.input_shape[2] == 3 else "gray")
@@ -382,6 +420,7 @@ def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: 
         "model_name": spec.name,
         "preset": config.model if config.model in PRESETS and not config.init_model else None,
         "seed": config.seed, "epochs": config.epochs, "batch_size": config.batch_size,
+        "recipe": recipe_record,
         "parent_model": config.init_model,
         "status": summary["status"],
         "config": config.to_dict(),
