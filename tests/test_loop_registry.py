@@ -13,15 +13,13 @@ import pytest
 
 from edge.errors import UserError
 from tests.conftest import ROOT, run_edgekit
+from tests.tiny_bundles import LABELS, float_tflite, write_bundle
 from train.registry import Registry, RegistryError
 
 
-def make_bundle(folder: Path, version: str = "x", labels=("green", "red")) -> Path:
-    """A bundle-shaped folder (the registry only copies bundles; verification is tested elsewhere)."""
-    folder.mkdir(parents=True)
-    (folder / "model.tflite").write_bytes(b"TFL3" + version.encode())
-    (folder / "manifest.json").write_text(json.dumps({"name": "signals", "version": version, "labels": list(labels)}))
-    return folder
+def make_bundle(folder: Path, version: str = "x") -> Path:
+    """A real tiny bundle (checksums, golden outputs): promote verifies what it promotes."""
+    return write_bundle(folder, float_tflite(), name="signals", version=version)
 
 
 def test_register_promote_rollback(tmp_path):
@@ -31,7 +29,7 @@ def test_register_promote_rollback(tmp_path):
     v1 = reg.register("signals", make_bundle(tmp_path / "b1", "a"), keras_model=keras,
                       metrics={"val_accuracy": 0.8}, lineage={"dataset_sha256": "abc"})
     assert v1.version == "v0001" and v1.parent is None
-    assert (v1.bundle_path / "model.tflite").read_bytes() == b"TFL3a"
+    assert (v1.bundle_path / "model.tflite").read_bytes() == (tmp_path / "b1" / "model.tflite").read_bytes()
     assert v1.keras_path.read_bytes() == b"k"
     assert v1.lineage["dataset_sha256"] == "abc" and v1.metrics == {"val_accuracy": 0.8}
     assert reg.production("signals") is None
@@ -143,7 +141,7 @@ def test_cli_list_show_promote_rollback_without_tensorflow(tmp_path):
                                    check=True).stdout)
     assert shown["lineage"]["dataset_sha256"] == "d1" and shown["lineage"]["spec"] == {"conv": [8]}
     assert shown["metrics"]["max_val_accuracy"] == 0.9 and shown["keras_model"].endswith("model.keras")
-    assert shown["production"] and shown["labels"] == ["green", "red"] and shown["bundle_version"] == "signals:x"
+    assert shown["production"] and shown["labels"] == LABELS and shown["bundle_version"] == "signals:x"
     run_edgekit("models", "--registry", str(models), "promote", "v0002", check=True)
     back = run_edgekit("models", "--registry", str(models), "rollback", check=True)
     assert "production is now v0001" in back.stdout
@@ -155,3 +153,99 @@ def test_cli_list_show_promote_rollback_without_tensorflow(tmp_path):
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_promoting_production_again_changes_nothing_and_rollback_walks_back(tmp_path):
+    """Issue 13.1: a repeated promote recorded previous == version and rollback then went nowhere."""
+    reg = Registry(tmp_path / "models")
+    for tag in "abc":
+        reg.register("signals", make_bundle(tmp_path / f"b{tag}", tag))
+    reg.promote("signals", "v0001")
+    reg.promote("signals", "v0002")
+    reg.promote("signals", "v0002")  # already production: a no-op
+    assert [(r["action"], r["version"]) for r in reg.history("signals")] == [("promote", "v0001"),
+                                                                             ("promote", "v0002")]
+    assert reg.rollback("signals").version == "v0001"
+    reg.promote("signals", "v0002")
+    reg.promote("signals", "v0003")
+    assert reg.production_trail("signals") == ["v0001", "v0002", "v0003"]
+    assert reg.rollback("signals").version == "v0002"
+    assert reg.rollback("signals").version == "v0001"  # walks further back, does not undo the first rollback
+    with pytest.raises(RegistryError, match="no version was in production before v0001"):
+        reg.rollback("signals")
+    assert reg.rollback("signals", to="v0003").version == "v0003"
+    assert reg.rollback("signals").version == "v0001"
+
+
+def test_history_written_by_the_old_promote_still_rolls_back_somewhere_else(tmp_path):
+    reg = Registry(tmp_path / "models")
+    for tag in "ab":
+        reg.register("signals", make_bundle(tmp_path / f"b{tag}", tag))
+    reg.promote("signals", "v0001")
+    reg.promote("signals", "v0002")
+    reg.log_event("signals", "promote", "v0002", "v0002", "old edgekit")  # what the bug left behind
+    assert reg.rollback("signals").version == "v0001"
+
+
+def test_cli_promote_twice_rollback_twice_and_history(tmp_path):
+    models = tmp_path / "models"
+    for tag in "abc":
+        run_edgekit("models", "register", str(make_bundle(tmp_path / f"b{tag}", tag)), "--name", "signals",
+                    "--registry", str(models), check=True)
+    for version in ("v0001", "v0002", "v0003"):
+        run_edgekit("models", "promote", version, "--registry", str(models), check=True)
+    again = run_edgekit("models", "promote", "v0003", "--registry", str(models), check=True)
+    assert "v0003 is already production; nothing changed" in again.stdout
+    first = run_edgekit("models", "rollback", "--registry", str(models), check=True).stdout
+    second = run_edgekit("models", "rollback", "--registry", str(models), check=True).stdout
+    assert "production is now v0002" in first and "production is now v0001" in second
+    history = run_edgekit("models", "history", "--registry", str(models), check=True).stdout
+    lines = [line for line in history.splitlines() if line.strip() and not line.startswith("production trail")]
+    assert [line.split()[1:3] for line in lines] == [["promote", "v0001"], ["promote", "v0002"],
+                                                     ["promote", "v0003"], ["rollback", "v0002"],
+                                                     ["rollback", "v0001"]]
+    records = [json.loads(line) for line in run_edgekit("models", "history", "--json", "--registry", str(models),
+                                                        check=True).stdout.splitlines()]
+    assert records[-1]["previous"] == "v0002"
+
+
+def _rejected(reg: Registry, tmp_path: Path) -> str:
+    reg.register("signals", make_bundle(tmp_path / "ba", "a"))
+    reg.promote("signals", "v0001")
+    gate = {"promote": False, "reasons": ["val: accuracy dropped 4.0 pt (max 1.0)"]}
+    return reg.register("signals", make_bundle(tmp_path / "bb", "b"), metrics={"gate": gate}).version
+
+
+def test_a_version_the_gate_rejected_needs_force_and_is_recorded_as_forced(tmp_path):
+    """Issue 13.2: promote printed `production is now v0002` after `gate: rejected (v0002)`."""
+    reg = Registry(tmp_path / "models")
+    version = _rejected(reg, tmp_path)
+    with pytest.raises(RegistryError, match="gate rejected signals v0002 .*accuracy dropped.*--force"):
+        reg.promote("signals", version)
+    assert reg.production("signals").version == "v0001"
+    models = str(tmp_path / "models")
+    refused = run_edgekit("models", "promote", version, "--registry", models)
+    assert refused.returncode != 0 and "--force" in refused.stderr and "Traceback" not in refused.stderr
+    assert "REJECTED by the gate" in run_edgekit("models", "list", "--registry", models, check=True).stdout
+    forced = run_edgekit("models", "promote", version, "--force", "--registry", models, check=True)
+    assert "FORCED" in forced.stdout and "production is now v0002" in forced.stdout
+    last = reg.history("signals")[-1]
+    assert last["version"] == "v0002" and last["forced"] is True and "accuracy dropped" in last["gate_rejection"]
+    assert "FORCED" in run_edgekit("models", "history", "--registry", models, check=True).stdout
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_models_options_work_before_and_after_the_action(tmp_path, where):
+    """Issue 13.3: `models promote v0001 --registry DIR` said `unrecognized arguments`."""
+    models = str(tmp_path / "models")
+    bundle = str(make_bundle(tmp_path / "b1"))
+
+    def models_cmd(action: list[str], options: list[str]) -> subprocess.CompletedProcess:
+        words = ["models", *options, *action] if where == "before" else ["models", *action, *options]
+        return run_edgekit(*words, check=True)
+
+    models_cmd(["register", bundle, "--name", "signals"], ["--registry", models])
+    models_cmd(["promote", "v0001"], ["--registry", models, "--name", "signals"])
+    assert "* v0001" in models_cmd(["list"], ["--registry", models, "--name", "signals"]).stdout
+    assert json.loads(models_cmd(["show", "v0001", "--json"], ["--registry", models]).stdout)["production"]
+    assert "promote" in models_cmd(["history"], ["--registry", models]).stdout

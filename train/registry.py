@@ -9,6 +9,12 @@ Layout (plain files, no TensorFlow needed to read it)::
     models/<name>/production           one line: the production version ("v0001")
     models/<name>/history.jsonl        one JSON line per promote / rollback
 
+A version is checked before it becomes production (`verify`: the bundle's checksums,
+golden self-test, and the manifest hash recorded at registration); a version the
+retrain gate rejected needs `force=True`, and the history says it was forced. A damaged
+version or a production pointer naming a missing version is reported by `list`/`show`
+(`ModelVersion.problems`, `production_problem`), never a reason for them to fail.
+
 Every write goes to a temporary name first and is renamed into place, so a crash
 leaves either the old state or the new one, never half of a version.
 
@@ -56,6 +62,7 @@ class ModelVersion:
     path: Path
     metrics: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()  # what could not be read (a damaged version is listed, not fatal)
 
     @property
     def number(self) -> int:
@@ -75,8 +82,28 @@ class ModelVersion:
         return self.lineage.get("parent")
 
     def manifest(self) -> dict[str, Any]:
-        """The bundle's manifest.json as a dict ({} if unreadable)."""
-        return _read_json(self.bundle_path / "manifest.json", default={})
+        """The bundle's manifest.json as a dict ({} if missing or unreadable)."""
+        try:
+            data = _read_json(self.bundle_path / "manifest.json", default={})
+        except RegistryError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def gate_rejection(self) -> str | None:
+        """Why the retrain gate rejected this version (its recorded decision), or None.
+
+        Reads what retrain records in metrics.json: ``{"gate": {"promote": false, "reasons": [...]}}``.
+        """
+        gate = self.metrics.get("gate")
+        if not isinstance(gate, dict):
+            return None
+        rejected = gate.get("promote") is False or str(gate.get("decision", "")).lower() == "rejected"
+        if not rejected:
+            return None
+        reasons = gate.get("reasons")
+        text = "; ".join(str(r) for r in reasons) if isinstance(reasons, list) and reasons else "no reason recorded"
+        return text
 
     @property
     def bundle_version(self) -> str:
@@ -196,6 +223,9 @@ class Registry:
     def get(self, name: str, version: str) -> ModelVersion:
         if version in ("production", "latest"):
             entry = self.production(name) if version == "production" else self.latest(name)
+            problem = self.production_problem(name) if version == "production" else None
+            if problem:
+                raise RegistryError(problem)
             if entry is None:
                 raise RegistryError(f"model {name!r} has no {version} version in {self.root}")
             return entry
@@ -210,24 +240,44 @@ class Registry:
         versions = self.versions(name)
         return versions[-1] if versions else None
 
-    def production(self, name: str) -> ModelVersion | None:
-        pointer = self.model_dir(name) / PRODUCTION_FILE
+    def production_pointer(self, name: str) -> str | None:
+        """What the `production` file says, as written (None when there is none)."""
         try:
-            version = pointer.read_text(encoding="utf-8").strip()
+            return (self.model_dir(name) / PRODUCTION_FILE).read_text(encoding="utf-8").strip() or None
         except FileNotFoundError:
             return None
-        return self.get(name, version)
+        except (OSError, UnicodeDecodeError) as error:
+            return f"<unreadable: {error}>"
+
+    def production_problem(self, name: str) -> str | None:
+        """Why the production pointer names no usable version (None when it is fine or absent)."""
+        pointer = self.production_pointer(name)
+        if pointer is None:
+            return None
+        if not VERSION_PATTERN.match(pointer) or not (self.model_dir(name) / pointer).is_dir():
+            return (f"{self.model_dir(name) / PRODUCTION_FILE} names {pointer!r}, which is not a version in "
+                    f"the registry: promote one (`edgekit models promote vNNNN`)")
+        return None
+
+    def production(self, name: str) -> ModelVersion | None:
+        """The production version; None when none is set or the pointer names a missing version."""
+        pointer = self.production_pointer(name)
+        if pointer is None or self.production_problem(name):
+            return None
+        return self.get(name, pointer)
 
     def history(self, name: str) -> list[dict[str, Any]]:
         path = self.model_dir(name) / HISTORY_FILE
         if not path.exists():
             return []
         records = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a torn last line after a crash: ignore it
+            if isinstance(record, dict):
+                records.append(record)
         return records
 
     def resolve(self, ref: str) -> ModelVersion:
@@ -240,13 +290,51 @@ class Registry:
         return self.get(self.default_name(name), version)
 
     def _load(self, name: str, path: Path) -> ModelVersion:
-        return ModelVersion(
-            name=name,
-            version=path.name,
-            path=path,
-            metrics=_read_json(path / "metrics.json", default={}),
-            lineage=_read_json(path / "lineage.json", default={}),
-        )
+        problems: list[str] = []
+        loaded: dict[str, dict[str, Any]] = {}
+        for part in ("metrics", "lineage"):
+            try:
+                data = _read_json(path / f"{part}.json", default={})
+            except RegistryError as error:
+                problems.append(str(error))
+                data = {}
+            if not isinstance(data, dict):
+                problems.append(f"{path / (part + '.json')} is not a JSON object")
+                data = {}
+            loaded[part] = data
+        if not (path / "bundle" / "manifest.json").is_file():
+            problems.append(f"{path} holds no bundle (bundle/manifest.json is missing)")
+        return ModelVersion(name=name, version=path.name, path=path, metrics=loaded["metrics"],
+                            lineage=loaded["lineage"], problems=tuple(problems))
+
+    def verify(self, entry: ModelVersion) -> dict[str, Any]:
+        """Everything checked before a version may become production; raises RegistryError.
+
+        The bundle must pass `edge.bundle.verify_bundle` (checksums, labels, golden self-test on
+        this machine's interpreter), its manifest must still hash to what was recorded at
+        registration, and the Keras model to its recorded hash.
+        """
+        from edge.bundle import verify_bundle
+
+        label = f"{entry.name} {entry.version}"
+        if entry.problems:
+            raise RegistryError(f"{label} is damaged: {entry.problems[0]}")
+        try:
+            report = verify_bundle(entry.bundle_path, num_threads=1)
+        except UserError as error:
+            raise RegistryError(f"{label} is damaged: {error}") from error
+        recorded = entry.lineage.get("bundle_manifest_sha256")
+        if recorded and file_sha256(entry.bundle_path / "manifest.json") != recorded:
+            raise RegistryError(f"{label} is damaged: its manifest.json no longer matches the SHA-256 recorded "
+                                "when it was registered; register the bundle again")
+        keras_recorded = entry.lineage.get("keras_sha256")
+        if keras_recorded:
+            if entry.keras_path is None:
+                raise RegistryError(f"{label} is damaged: its model.keras is missing")
+            if file_sha256(entry.keras_path) != keras_recorded:
+                raise RegistryError(f"{label} is damaged: model.keras does not match the SHA-256 recorded "
+                                    "when it was registered")
+        return report
 
     # -- writing -------------------------------------------------------------
     def register(
@@ -327,33 +415,75 @@ class Registry:
         write_json_atomic(entry.path / "metrics.json", merged)
         return self.get(name, version)
 
-    def promote(self, name: str, version: str, reason: str = "") -> ModelVersion:
-        """Make `version` the production version (atomic rename of the pointer file)."""
+    def promote(self, name: str, version: str, reason: str = "", force: bool = False) -> ModelVersion:
+        """Make `version` the production version (atomic rename of the pointer file).
+
+        Promoting the current production changes nothing and records nothing. The version is
+        verified first (see `verify`); one the retrain gate rejected needs `force`, and the
+        history records that it was forced.
+        """
         entry = self.get(name, version)
         previous = self.production(name)
+        if previous is not None and previous.version == entry.version:
+            return entry
+        extra: dict[str, Any] = {}
+        rejection = entry.gate_rejection
+        if rejection:
+            if not force:
+                raise RegistryError(f"the retrain gate rejected {name} {entry.version} ({rejection}): "
+                                    "promote it anyway with --force")
+            extra = {"forced": True, "gate_rejection": rejection}
+        self.verify(entry)
         self._set_production(name, entry.version)
-        self.log_event(name, "promote", entry.version, previous.version if previous else None, reason)
+        self.log_event(name, "promote", entry.version, previous.version if previous else None, reason, **extra)
         return entry
 
+    def production_trail(self, name: str) -> list[str]:
+        """Distinct successive production versions, oldest first, as promotes and rollbacks left them.
+
+        A promote pushes its version (unless it is already on top); a rollback truncates the trail
+        back to its target's last place (or pushes a target that was never production). So
+        rollback after rollback walks further back instead of undoing the one before.
+        """
+        trail: list[str] = []
+        for record in self.history(name):
+            action, version = record.get("action"), record.get("version")
+            if not isinstance(version, str):
+                continue
+            if action == "promote":
+                if not trail or trail[-1] != version:
+                    trail.append(version)
+            elif action == "rollback":
+                if version in trail:
+                    del trail[len(trail) - trail[::-1].index(version):]
+                else:
+                    trail.append(version)
+        current = self.production(name)
+        if current is not None and (not trail or trail[-1] != current.version):
+            trail.append(current.version)  # a pointer written without history (older edgekit)
+        return trail
+
     def rollback(self, name: str, to: str | None = None, reason: str = "") -> ModelVersion:
-        """Production goes back to the version it replaced (or to `to`)."""
+        """Production goes back to the distinct version before it (or to `to`); the target is verified."""
         current = self.production(name)
         if current is None:
-            raise RegistryError(f"model {name!r} has no production version to roll back from")
+            raise RegistryError(self.production_problem(name)
+                                or f"model {name!r} has no production version to roll back from")
         if to:
             target = self.get(name, to).version
         else:
-            target = None
-            for record in reversed(self.history(name)):
-                if record.get("action") == "promote" and record.get("version") == current.version:
-                    target = record.get("previous")
-                    break
+            earlier = [v for v in self.production_trail(name)[:-1] if v != current.version]
+            existing = {v.version for v in self.versions(name)}
+            target = next((v for v in reversed(earlier) if v in existing), None)
             if not target:
                 raise RegistryError(
                     f"no version was in production before {current.version} of {name!r}: "
                     "name one with --to"
                 )
         entry = self.get(name, target)
+        if entry.version == current.version:
+            return entry
+        self.verify(entry)
         self._set_production(name, entry.version)
         self.log_event(name, "rollback", entry.version, current.version, reason)
         return entry
@@ -361,7 +491,8 @@ class Registry:
     def _set_production(self, name: str, version: str) -> None:
         write_atomic(self.model_dir(name) / PRODUCTION_FILE, version + "\n")
 
-    def log_event(self, name: str, action: str, version: str, previous: str | None, reason: str) -> None:
+    def log_event(self, name: str, action: str, version: str, previous: str | None, reason: str,
+                  **extra: Any) -> None:
         """Append one line to the model's history.jsonl (promote, rollback, deploy...)."""
         _append_line(
             self.model_dir(name) / HISTORY_FILE,
@@ -371,6 +502,7 @@ class Registry:
                 "version": version,
                 "previous": previous,
                 "reason": reason,
+                **extra,
             },
         )
 

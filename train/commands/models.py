@@ -1,4 +1,4 @@
-"""`edgekit models list|show|register|promote|rollback`: the model registry (no TensorFlow needed)."""
+"""`edgekit models list|show|register|promote|rollback|history`: the model registry (no TensorFlow needed)."""
 
 from __future__ import annotations
 
@@ -12,36 +12,45 @@ NEEDS: tuple[str, ...] = ()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", type=Path, default=None,
-                        help="registry folder (default ./models or $EDGEKIT_MODELS)")
+    from edge.cli_options import add_shared_option
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    p = sub.add_parser("list", help="every version of every model (* = production)")
-    p.add_argument("--name", help="only this model")
+    listing = sub.add_parser("list", help="every version of every model (* = production, damaged ones marked)")
 
-    p = sub.add_parser("show", help="one version: metrics, lineage, bundle manifest")
-    p.add_argument("version", nargs="?", default="production",
-                   help="v0003, NAME:v0003, production or latest (default production)")
-    p.add_argument("--name", help="model name (needed when the registry holds several)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    show = sub.add_parser("show", help="one version: metrics, lineage, bundle manifest, problems")
+    show.add_argument("version", nargs="?", default="production",
+                      help="v0003, NAME:v0003, production or latest (default production)")
+    show.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("register", help="copy a bundle in as the next version")
-    p.add_argument("bundle", type=Path, help="bundle directory")
-    p.add_argument("--name", required=True, help="model name")
-    p.add_argument("--keras", type=Path, help="the model.keras it came from")
-    p.add_argument("--run", type=Path, help="run folder (its run.json/summary.json become lineage/metrics)")
-    p.add_argument("--parent", help="parent version (default: current production)")
-    p.add_argument("--promote", action="store_true", help="also make it production")
+    register = sub.add_parser("register", help="copy a bundle in as the next version")
+    register.add_argument("bundle", type=Path, help="bundle directory")
+    register.add_argument("--keras", type=Path, help="the model.keras it came from")
+    register.add_argument("--run", type=Path, help="run folder (its run.json/summary.json become lineage/metrics)")
+    register.add_argument("--parent", help="parent version (default: current production)")
+    register.add_argument("--promote", action="store_true", help="also make it production")
 
-    p = sub.add_parser("promote", help="make a version production")
-    p.add_argument("version")
-    p.add_argument("--name")
-    p.add_argument("--reason", default="manual")
+    promote = sub.add_parser("promote", help="make a version production (verified first; a version the "
+                                             "retrain gate rejected needs --force)")
+    promote.add_argument("version")
+    promote.add_argument("--reason", default="manual")
+    promote.add_argument("--force", action="store_true",
+                         help="promote a version the retrain gate rejected (recorded as forced)")
 
-    p = sub.add_parser("rollback", help="production goes back to the version before")
-    p.add_argument("--name")
-    p.add_argument("--to", help="a specific version instead of the previous one")
-    p.add_argument("--reason", default="manual")
+    rollback = sub.add_parser("rollback", help="production goes back to the distinct version before it; "
+                                               "again walks further back")
+    rollback.add_argument("--to", help="a specific version instead of the previous one")
+    rollback.add_argument("--reason", default="manual")
+
+    history = sub.add_parser("history", help="every promote, rollback and deploy, oldest first")
+    history.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    actions = [listing, show, register, promote, rollback, history]
+    add_shared_option(parser, actions, "--registry", type=Path, default=None,
+                      help="registry folder (default ./models or $EDGEKIT_MODELS)")
+    add_shared_option(parser, [listing, show, promote, rollback, history], "--name", default=None,
+                      help="model name (needed when the registry holds several)")
+    register.add_argument("--name", required=True, help="model name")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,13 +65,48 @@ def run(args: argparse.Namespace) -> int:
     if action == "register":
         return _register(registry, args)
     name = registry.default_name(getattr(args, "name", None))
+    if action == "history":
+        return _history(registry, name, args.json)
     if action == "promote":
         version = args.version.partition(":")[2] or args.version
-        entry = registry.promote(name, version, reason=args.reason)
-        print(f"{name}: production is now {entry.version}")
+        before = registry.production(name)
+        entry = registry.promote(name, version, reason=args.reason, force=args.force)
+        if before is not None and before.version == entry.version:
+            print(f"{name}: {entry.version} is already production; nothing changed")
+        elif args.force and entry.gate_rejection:
+            print(f"{name}: production is now {entry.version} (FORCED past the gate's rejection: "
+                  f"{entry.gate_rejection})")
+        else:
+            print(f"{name}: production is now {entry.version}"
+                  + (f" (was {before.version})" if before is not None else ""))
     elif action == "rollback":
+        before = registry.production(name)
         entry = registry.rollback(name, to=args.to, reason=args.reason)
-        print(f"{name}: rolled back, production is now {entry.version}")
+        if before is not None and before.version == entry.version:
+            print(f"{name}: {entry.version} is already production; nothing changed")
+        else:
+            print(f"{name}: rolled back from {before.version if before else '-'}, "
+                  f"production is now {entry.version}")
+    return 0
+
+
+def _history(registry, name: str, as_json: bool) -> int:
+    records = registry.history(name)
+    if as_json:
+        for record in records:
+            print(json.dumps(record, sort_keys=True, default=str))
+        return 0
+    if not records:
+        print(f"{name}: no history yet")
+        return 0
+    for record in records:
+        forced = "  FORCED" if record.get("forced") else ""
+        previous = record.get("previous") or "-"
+        print(f"{record.get('time', ''):24}  {record.get('action', '?'):8}  {record.get('version', '?')}  "
+              f"(was {previous})  {record.get('reason', '')}{forced}".rstrip())
+    trail = registry.production_trail(name)
+    if trail:
+        print(f"production trail (rollback walks back along it): {' -> '.join(trail)}")
     return 0
 
 
@@ -81,13 +125,19 @@ def _list(registry, name: str | None) -> int:
         return 0
     for model in names:
         production = registry.production(model)
-        print(f"{model}  (production: {production.version if production else 'none'})")
+        problem = registry.production_problem(model)
+        state = f"BROKEN: {problem}" if problem else (production.version if production else "none")
+        print(f"{model}  (production: {state})")
         for entry in registry.versions(model):
             mark = "*" if production and entry.version == production.version else " "
             created = entry.lineage.get("registered_at", "")
             parent = entry.parent or "-"
+            flags = "  REJECTED by the gate" if entry.gate_rejection else ""
+            if entry.problems:
+                print(f"  {mark} {entry.version}  DAMAGED: {entry.problems[0]}")
+                continue
             print(f"  {mark} {entry.version}  {created:24}  parent {parent:6}  bundle {entry.bundle_version}  "
-                  f"{_headline(entry.metrics)}".rstrip())
+                  f"{_headline(entry.metrics)}{flags}".rstrip())
     return 0
 
 
@@ -109,6 +159,8 @@ def _show(registry, args: argparse.Namespace) -> int:
         "labels": manifest.get("labels"),
         "metrics": entry.metrics,
         "lineage": entry.lineage,
+        "gate_rejection": entry.gate_rejection,
+        "problems": list(entry.problems),
     }
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
@@ -116,6 +168,10 @@ def _show(registry, args: argparse.Namespace) -> int:
     print(f"{entry.name} {entry.version}{'  (production)' if data['production'] else ''}")
     print(f"  bundle_version: {data['bundle_version']}  (the bundle's own name:version, reported by the car "
           "as model_version; the registry does not rewrite it)")
+    for problem in entry.problems:
+        print(f"  DAMAGED: {problem}")
+    if entry.gate_rejection:
+        print(f"  REJECTED by the retrain gate: {entry.gate_rejection}")
     for key in ("path", "bundle", "keras_model", "labels"):
         print(f"  {key}: {data[key]}")
     for section in ("metrics", "lineage"):

@@ -1,0 +1,84 @@
+"""Fault replays for the registry, the image-folder source and dataset loading (issue 14, items 8-10)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_edgekit
+from tests.tiny_bundles import float_tflite, write_bundle
+from train.registry import Registry, RegistryError
+
+
+def _registry(tmp_path: Path, versions: int = 2) -> tuple[Registry, str]:
+    reg = Registry(tmp_path / "models")
+    for n in range(versions):
+        reg.register("signals", write_bundle(tmp_path / f"b{n}", float_tflite(), name="signals", version=f"t{n}"))
+    reg.promote("signals", "v0001")
+    return reg, str(tmp_path / "models")
+
+
+@pytest.mark.fault("registry: production names a deleted version")
+def test_registry_with_production_naming_a_deleted_version_still_lists_and_promotes(tmp_path):
+    reg, models = _registry(tmp_path)
+    shutil.rmtree(reg.get("signals", "v0001").path)
+    listing = run_edgekit("models", "list", "--registry", models, check=True).stdout
+    assert "BROKEN" in listing and "'v0001', which is not a version" in listing and "v0002" in listing
+    shown = run_edgekit("models", "show", "v0002", "--registry", models, check=True)
+    assert "v0002" in shown.stdout
+    production = run_edgekit("models", "show", "--registry", models)
+    assert production.returncode != 0 and "Traceback" not in production.stderr
+    assert "promote one" in production.stderr
+    run_edgekit("models", "promote", "v0002", "--registry", models, check=True)
+    assert reg.production("signals").version == "v0002"
+
+
+@pytest.mark.fault("registry: promote an empty version folder")
+def test_promote_of_an_empty_version_folder_is_refused(tmp_path):
+    reg, models = _registry(tmp_path, versions=1)
+    (tmp_path / "models" / "signals" / "v0003").mkdir()
+    result = run_edgekit("models", "promote", "v0003", "--registry", models)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "v0003 is damaged" in result.stderr and "no bundle" in result.stderr
+    assert reg.production("signals").version == "v0001"
+    listing = run_edgekit("models", "list", "--registry", models, check=True).stdout
+    assert "v0003  DAMAGED" in listing and "* v0001" in listing
+
+
+@pytest.mark.fault("registry: promote a version whose model is truncated")
+def test_promote_of_a_truncated_model_is_refused(tmp_path):
+    reg, models = _registry(tmp_path)
+    model = reg.get("signals", "v0002").bundle_path / "model.tflite"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    with pytest.raises(RegistryError, match="v0002 is damaged: model.tflite .* does not match its checksum"):
+        reg.promote("signals", "v0002")
+    assert reg.production("signals").version == "v0001"
+    assert [r["version"] for r in reg.history("signals")] == ["v0001"]
+
+
+@pytest.mark.fault("registry: bundle swapped after registration")
+def test_promote_of_a_version_whose_bundle_was_swapped_is_refused(tmp_path):
+    """Another valid bundle (its own checksums intact) put in a version's place: only the manifest
+    hash recorded at registration can tell."""
+    reg, _ = _registry(tmp_path)
+    bundle = reg.get("signals", "v0002").bundle_path
+    shutil.rmtree(bundle)
+    write_bundle(bundle, float_tflite(seed=1), name="signals", version="someone-else")
+    with pytest.raises(RegistryError, match="no longer matches the SHA-256 recorded"):
+        reg.promote("signals", "v0002")
+    assert reg.production("signals").version == "v0001"
+
+
+@pytest.mark.fault("registry: unreadable metadata")
+def test_a_version_with_unreadable_metadata_is_listed_as_damaged(tmp_path):
+    reg, models = _registry(tmp_path)
+    (reg.get("signals", "v0002").path / "metrics.json").write_text("{not json")
+    (tmp_path / "models" / "signals" / "history.jsonl").write_text('[1, 2]\n{"torn": ')
+    listing = run_edgekit("models", "list", "--registry", models, check=True).stdout
+    assert "v0002  DAMAGED" in listing and "* v0001" in listing
+    shown = run_edgekit("models", "show", "v0002", "--registry", models, check=True).stdout
+    assert "DAMAGED" in shown and "not readable JSON" in shown
+    refused = run_edgekit("models", "promote", "v0002", "--registry", models)
+    assert refused.returncode != 0 and "v0002 is damaged" in refused.stderr
