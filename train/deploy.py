@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 from edge.bundle import file_sha256
 from edge.errors import UserError
+from edge.remote import SSH_FAILED, explain_ssh_failure, ssh_command
 from train.registry import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def _verify_failure(where: str, returncode: int, stderr: str) -> DeployError:
     detail = lines[-1] if lines else f"exit status {returncode}"
     if returncode < 0:
         detail = f"the verifier was killed by signal {-returncode}"
-    return DeployError(f"the target could not verify {where}: {detail}; `current` was left unchanged")
+    return DeployError(f"the target could not verify {where}: {detail}")
 
 
 class LocalTarget:
@@ -170,8 +171,7 @@ class LocalTarget:
             raise DeployError(f"the target's edgekit {self.edgekit[0]!r} was not found: "
                               "point --target-edgekit at it") from error
         except subprocess.TimeoutExpired as error:
-            raise DeployError(f"verifying {release} on the target took over {self.verify_timeout:g} s; "
-                              "`current` was left unchanged") from error
+            raise DeployError(f"verifying {release} on the target took over {self.verify_timeout:g} s") from error
         if result.returncode != 0:
             raise _verify_failure(release, result.returncode, result.stderr)
         return _parse_verify_output(result.stdout)
@@ -207,20 +207,22 @@ class SshTarget:
     """A folder on another machine, reached with ssh (key-based login, no password prompts).
 
     Args:
-        host: "user@host" as ssh takes it.
+        host: "user@host" as ssh takes it (or a Host name of the ssh config).
         root: the folder on that host (relative paths start at the login's home).
-        edgekit: the edgekit command on the host (a shell word list), default "edgekit".
-        ssh: the ssh command as a list, default ["ssh", "-o", "BatchMode=yes"].
+        edgekit: the edgekit command on the host (shell words); default: ROOT/venv/bin/edgekit
+            (where the README's Pi set-up puts it) if present, else `edgekit` on the PATH.
+        ssh: the ssh command as a list, default edge.remote.ssh_command() ($EDGEKIT_SSH or ssh,
+            with BatchMode and StrictHostKeyChecking on).
     """
 
-    def __init__(self, host: str, root: str, edgekit: str = "edgekit", ssh: list[str] | None = None,
+    def __init__(self, host: str, root: str, edgekit: str | None = None, ssh: list[str] | None = None,
                  verify_timeout: float = DEFAULT_VERIFY_TIMEOUT) -> None:
         self.host = host
-        self.root = root
+        self.root = root[2:] if root.startswith("~/") else root  # the login starts in the home folder
         self.edgekit = edgekit
-        self.ssh = ssh or ["ssh", "-o", "BatchMode=yes"]
+        self.ssh = ssh or ssh_command()
         self.verify_timeout = verify_timeout
-        self.q_root = shlex.quote(root)
+        self.q_root = shlex.quote(self.root)
 
     def describe(self) -> str:
         return f"{self.host}:{self.root}"
@@ -233,11 +235,21 @@ class SshTarget:
         except FileNotFoundError as error:
             raise DeployError(f"ssh command {self.ssh[0]!r} not found: install OpenSSH or pass --ssh") from error
         except subprocess.TimeoutExpired as error:
-            raise DeployError(f"{self.host} did not answer within {timeout:g} s; `current` was left unchanged") from error
+            raise DeployError(f"{self.host} did not answer within {timeout:g} s") from error
         if check and result.returncode != 0:
-            message = result.stderr.decode(errors="replace").strip().splitlines()
-            raise DeployError(f"on {self.host}: {message[-1] if message else 'exit ' + str(result.returncode)}")
+            stderr = result.stderr.decode(errors="replace")
+            raise DeployError(self._explain(result.returncode, stderr))
         return result
+
+    def _explain(self, returncode: int, stderr: str) -> str:
+        """One line for a failed ssh command: ssh's own failure, a full disk, or the car's last line."""
+        explained = explain_ssh_failure(self.host, stderr) if returncode == SSH_FAILED else None
+        if explained:
+            return explained
+        if "No space left on device" in stderr:
+            return f"{self.host} has no space left under {self.root}: free some (or deploy with a lower --keep)"
+        message = stderr.strip().splitlines()
+        return f"on {self.host}: {message[-1] if message else 'exit ' + str(returncode)}"
 
     def prepare(self) -> None:
         self._run(f"set -e; mkdir -p {self.q_root}/{RELEASES}; cd {self.q_root}; "
@@ -256,18 +268,27 @@ class SshTarget:
                     tar.add(file, arcname=file.relative_to(bundle_dir).as_posix())
         incoming = f"{RELEASES}/{INCOMING_PREFIX}{release}-$$"
         self._run(
-            f"set -e; cd {self.q_root}; tmp={incoming}; mkdir \"$tmp\"; tar -C \"$tmp\" -xf -; "
+            f"set -e; cd {self.q_root}; tmp={incoming}; trap 'rm -rf \"$tmp\"' EXIT; mkdir \"$tmp\"; "
+            f"tar -C \"$tmp\" -xf -; "
             f"sync; mv -T \"$tmp\" {RELEASES}/{release}; touch {RELEASES}/{release}",
             stdin=buffer.getvalue(), timeout=600.0,
         )
 
     def verify(self, release: str) -> dict[str, Any]:
         path = shlex.quote(f"{self.root}/{RELEASES}/{release}")
-        result = self._run(f"{self.edgekit} bundle verify --json {path}", timeout=self.verify_timeout,
+        edgekit = self.edgekit or '"$e"'
+        find = "" if self.edgekit else f"e={self.q_root}/venv/bin/edgekit; [ -x \"$e\" ] || e=edgekit; "
+        result = self._run(f"{find}{edgekit} bundle verify --json {path}", timeout=self.verify_timeout,
                            check=False)
         if result.returncode != 0:
-            raise _verify_failure(f"{release} on {self.host}", result.returncode,
-                                  result.stderr.decode(errors="replace"))
+            stderr = result.stderr.decode(errors="replace")
+            if result.returncode == SSH_FAILED and explain_ssh_failure(self.host, stderr):
+                raise DeployError(f"{self._explain(result.returncode, stderr)} while it verified {release}")
+            if result.returncode == 127:
+                where = self.edgekit or f"{self.root}/venv/bin/edgekit, or edgekit on the PATH"
+                raise DeployError(f"{self.host} has no edgekit ({where}): set it up as the README's "
+                                  "'On the Pi' says, or give --target-edgekit")
+            raise _verify_failure(f"{release} on {self.host}", result.returncode, stderr)
         return _parse_verify_output(result.stdout.decode(errors="replace"))
 
     def remove_release(self, release: str) -> None:
@@ -297,8 +318,8 @@ def open_target(spec: str, edgekit: str | None = None, ssh: str | None = None,
     """
     match = REMOTE_PATTERN.match(spec)
     if match and not Path(spec).exists():
-        return SshTarget(match["host"], match["path"], edgekit=edgekit or "edgekit",
-                         ssh=shlex.split(ssh) if ssh else None, verify_timeout=verify_timeout)
+        return SshTarget(match["host"], match["path"], edgekit=edgekit,
+                         ssh=ssh_command(ssh), verify_timeout=verify_timeout)
     return LocalTarget(Path(spec), edgekit=shlex.split(edgekit) if edgekit else None,
                        verify_timeout=verify_timeout)
 
@@ -318,6 +339,7 @@ def deploy(bundle_dir: Path, release: str, target: Target, keep: int = 3) -> Dep
     if keep < 2:
         raise DeployError(f"--keep must be at least 2 (current and previous), got {keep}")
     target.prepare()
+    before = _release_of(target.read_link(CURRENT))
     local_sha = file_sha256(Path(bundle_dir) / "manifest.json")
     existing_sha = target.release_manifest_sha256(release)
     copied = existing_sha is None
@@ -327,14 +349,22 @@ def deploy(bundle_dir: Path, release: str, target: Target, keep: int = 3) -> Dep
             "deploy under another name or remove that release folder")
     if copied:
         log.info("copy: %s -> %s/%s/%s", bundle_dir, target.describe(), RELEASES, release)
-        target.upload(Path(bundle_dir), release)
+        try:
+            target.upload(Path(bundle_dir), release)
+        except DeployError as error:
+            raise DeployError(f"{error}; `current` still points to {before or 'nothing'}") from error
     log.info("verify: %s on the target", release)
     try:
         report = target.verify(release)
-    except DeployError:
-        if release not in (_release_of(target.read_link(CURRENT)), _release_of(target.read_link(PREVIOUS))):
-            target.remove_release(release)  # never switch to it: it failed on the target
-        raise
+    except DeployError as error:
+        state = f"`current` still points to {before or 'nothing'} (never switched)"
+        try:
+            if release not in (_release_of(target.read_link(CURRENT)), _release_of(target.read_link(PREVIOUS))):
+                target.remove_release(release)  # never switch to it: it failed on the target
+        except DeployError as unreachable:
+            raise DeployError(f"{error}; {state}; {release} may be left on the target, and the next deploy "
+                              f"verifies it again before switching ({unreachable})") from error
+        raise DeployError(f"{error}; {state}") from error
     current = _release_of(target.read_link(CURRENT))
     if current != release:
         if current:
