@@ -33,6 +33,8 @@ class Frame:
         monotonic: capture time on `time.monotonic()`, for latency.
         truth: ground-truth label when the source knows it (synthetic drives).
         order: "rgb" or "bgr", how `pixels` lie in memory.
+        main: a larger B,G,R picture of the same moment, for people only (picamera2's main stream
+            while the model reads its lores stream and the live view has a viewer); else None.
 
     Example:
         >>> frame = Frame(np.zeros((2, 2, 3), np.uint8), 0.0, 0, 0.0, order="bgr")
@@ -46,6 +48,7 @@ class Frame:
     monotonic: float
     truth: str | None = None
     order: str = "rgb"
+    main: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.order not in ("rgb", "bgr"):

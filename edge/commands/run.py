@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML file with the same keys (command-line options win)")
     parser.add_argument("--quiet", action="store_true", default=None, help="no per-frame JSON lines")
     parser.add_argument("--stats-interval", type=float, help="seconds between stats lines (default 10)")
+    parser.add_argument("--view", metavar="[HOST:]PORT",
+                        help="serve a live view of the car (frames, ROI, labels, figures) on this address; "
+                        "default host 127.0.0.1, any other needs the printed token (docs/edge.md)")
     parser.add_argument("--part", action="append", default=[], metavar="NAME:K=V,...",
                         help="add a part, e.g. jpeg:folder=frames,every=10 (repeatable)")
     from edge.samplelog.flags import add_arguments as add_sample_log_arguments
@@ -52,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from edge.samplelog.flags import merge_flags
 
     config = load_config(args.config, config_overrides(args))
+    if getattr(args, "view", None):
+        from edge.view.settings import with_listen
+
+        config.view = with_listen(config.view, args.view)
     for text in args.part:
         name, options = parse_part_option(text)
         config.parts[name] = {**config.parts.get(name, {}), **options}

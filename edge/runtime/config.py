@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import UserError
+from edge.view.settings import ViewSettings, view_settings
 
 
 @dataclass
@@ -55,6 +56,7 @@ class RuntimeConfig:
         backoff_max: longest reopen delay.
         watch_interval: seconds between checks of the bundle path for a hot swap (0: never).
         parts: part name -> options (see edge.runtime.part_factories).
+        view: the live view (`--view [HOST:]PORT`, `view = "8080"` or a `[view]` table; see edge.view).
     """
 
     bundle: Path | None = None
@@ -77,6 +79,7 @@ class RuntimeConfig:
     backoff_max: float = 10.0
     watch_interval: float = 1.0
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    view: ViewSettings | None = None
 
     @property
     def interpreter_threads(self) -> int:
@@ -128,6 +131,8 @@ def _coerce(name: str, value: Any) -> Any:
             return parse_numbers(value, 4, "roi")
         if name == "size":
             return parse_numbers(value, 2, "size", int)
+        if name == "view":
+            return view_settings(value)
         if name == "parts":
             if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
                 raise UserError("parts must be tables, e.g. [parts.jpeg] folder = \"frames\"")

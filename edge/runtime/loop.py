@@ -80,14 +80,23 @@ class Runtime:
         self.capture = CaptureThread(self.source, latest_only=self.source.live or config.realtime,
                                      spec=lambda: self.current.spec,
                                      pace=config.realtime and not self.source.live)
+        self.view = None
+        if config.view is not None:  # last: nothing above can fail with its port bound
+            from edge.view.live import LiveView
+
+            self.view = LiveView(config.view, counters=self.counters)
         self._started = False
 
     def _make_source(self):
         config = self.config
         options = SourceOptions(size=config.size, fps=config.fps, lores=config.lores,
                                 lores_format=config.lores_format,
-                                model_input_hw=self.current.spec.input_size, roi=self.current.spec.roi)
+                                model_input_hw=self.current.spec.input_size, roi=self.current.spec.roi,
+                                want_main=self._view_wants_main if config.view is not None else None)
         return make_source(config.source, options)
+
+    def _view_wants_main(self) -> bool:
+        return self.view is not None and self.view.wants_main()
 
     def stop(self) -> None:
         """End the run after the frame in progress."""
@@ -95,12 +104,15 @@ class Runtime:
 
     def snapshot(self, reset_window: bool = True) -> dict[str, Any]:
         """Current stats: fps, latency p50/p99, inference p50, skipped, model version, part counters."""
-        return self.stats.snapshot(
-            reset_window=reset_window, skipped=self.capture.skipped, reopens=self.source.reopens,
-            swaps=self.watcher.swaps, swaps_refused=self.watcher.rejected, model=self.current.version,
-            peak_rss_mb=peak_rss_mb(),
-            **collect_stats(self.parts), **self.part_guard.stats(self.parts),
-        )
+        return self.stats.snapshot(reset_window=reset_window, **self.counters())
+
+    def counters(self) -> dict[str, Any]:
+        """The run's counters without the windowed figures (the live view reads them from its threads)."""
+        view = {f"view.{key}": value for key, value in self.view.stats().items()} if self.view else {}
+        return dict(frames=self.stats.frames, skipped=self.capture.skipped, reopens=self.source.reopens,
+                    swaps=self.watcher.swaps, swaps_refused=self.watcher.rejected, model=self.current.version,
+                    peak_rss_mb=peak_rss_mb(), **collect_stats(self.parts), **self.part_guard.stats(self.parts),
+                    **view)
 
     def _infer(self, item: Captured) -> tuple[Result, np.ndarray]:
         loaded, frame = self.current, item.frame
@@ -113,6 +125,8 @@ class Runtime:
 
     def _emit(self, frame: Frame, model_input: np.ndarray, result: Result) -> None:
         self.part_guard.notify(self.parts, frame, model_input, result)
+        if self.view is not None:
+            self.view.observe(frame, result, self.current.spec.roi)
         if self.on_result is not None:
             self.on_result(frame, result)
         if self.output is not None:
@@ -132,6 +146,8 @@ class Runtime:
         self.stats.start()
         self.capture.start()
         self.watcher.start()
+        if self.view is not None:
+            self.view.start(self.parts)
         log.info("running on %s (%s)", self.source.name,
                  "newest frame only" if self.capture.latest_only else "every frame")
         try:
@@ -168,6 +184,8 @@ class Runtime:
         self.stop_event.set()
         self.watcher.stop()
         self.capture.join()
+        if self.view is not None:
+            self.view.shutdown()
         shutdown_all(self.parts)
         if self.output is not None:
             self.output.flush()

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,9 @@ class SampleLogger:
         self._write_s = 0.0
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=queue_size)
         self._stopped = False
+        # called in the writer thread with (pixels, channel order, meta) after each sample is stored
+        # (the live view keeps thumbnails); a listener must be quick and must not raise
+        self.on_written: list[Callable[[np.ndarray, str, dict[str, Any]], None]] = []
         self._writer = threading.Thread(target=self._write_loop, name="edgekit-samplelog", daemon=True)
         self._writer.start()
 
@@ -219,6 +223,8 @@ class SampleLogger:
                             "logging resumes when the disk accepts writes again", self.store.root, error)
             return
         self.written += 1
+        for listener in self.on_written:
+            listener(item.image, item.order, item.meta)
         self._full_warned = False
         if self.paused:
             self.paused = False

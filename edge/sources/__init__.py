@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class SourceOptions:
         lores_format: "YUV420" (every Pi) or "RGB888" (Pi 5 only).
         model_input_hw: the model's (height, width), to size the lores stream.
         roi: region of interest (fractions), to size the lores stream.
+        want_main: picamera2 with a lores stream: when this returns True, frames also carry the main
+            stream (`Frame.main`) for people to look at (the live view, while someone watches).
     """
 
     size: tuple[int, int] = (640, 480)
@@ -48,6 +51,7 @@ class SourceOptions:
     lores_format: str = "YUV420"
     model_input_hw: tuple[int, int] | None = None
     roi: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    want_main: Callable[[], bool] | None = None
 
 
 def _parse_params(text: str, kind: str) -> dict[str, str]:
@@ -89,7 +93,7 @@ def _picamera(camera: str, options: SourceOptions) -> Source:
     elif options.lores not in ("auto", "off"):
         raise UserError(f"unknown lores setting {options.lores!r}: use auto or off")
     return PiCameraSource(size=options.size, fps=options.fps, lores=lores,
-                          lores_format=options.lores_format, camera=int(camera or 0))
+                          lores_format=options.lores_format, camera=int(camera or 0), want_main=options.want_main)
 
 
 def make_source(text: str, options: SourceOptions = SourceOptions()) -> Source:

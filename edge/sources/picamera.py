@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -57,6 +59,8 @@ class PiCameraSource:
         lores: lores stream (width, height) for the model, or None to read main.
         lores_format: "YUV420" (every Pi) or "RGB888" (Pi 5).
         camera: camera number.
+        want_main: with a lores stream, frames also carry the main stream (`Frame.main`, B,G,R) of the
+            same request whenever this returns True (the live view, while someone watches).
 
     Example:
         >>> source = PiCameraSource(size=(640, 480), lores=(64, 48))
@@ -66,7 +70,7 @@ class PiCameraSource:
 
     def __init__(self, size: tuple[int, int] = (640, 480), fps: float = 30.0,
                  lores: tuple[int, int] | None = None, lores_format: str = "YUV420",
-                 camera: int = 0) -> None:
+                 camera: int = 0, want_main: Callable[[], bool] | None = None) -> None:
         if lores_format not in LORES_FORMATS:
             raise UserError(f"unknown lores format {lores_format!r}: use one of {', '.join(LORES_FORMATS)}")
         self.size = size
@@ -74,6 +78,7 @@ class PiCameraSource:
         self.lores = lores
         self.lores_format = lores_format
         self.camera = camera
+        self.want_main = want_main
         self.name = f"picamera2[{camera}]"
         self._camera: Any = None
         self._index = 0
@@ -109,12 +114,18 @@ class PiCameraSource:
         if self._camera is None:
             raise SourceError(f"{self.name} is not open")
         stream = "lores" if self.lores else "main"
+        with_main = stream == "lores" and self.want_main is not None and self.want_main()
         try:
-            array = self._camera.capture_array(stream)
+            if with_main:  # both from one request: the same moment
+                (array, main), _ = self._camera.capture_arrays([stream, "main"])
+            else:
+                array, main = self._camera.capture_array(stream), None
         except Exception as error:
             raise SourceError(f"{self.name} capture failed: {error}") from error
         pixels, order = self._pixels(array, stream)
         frame = make_frame(pixels, self._index, order=order)
+        if main is not None:
+            frame = replace(frame, main=self._pixels(main, "main")[0])
         self._index += 1
         return frame
 

@@ -2,7 +2,8 @@
 
 Mirrors picamera2's API as edgekit uses it: `Picamera2(camera_num)`,
 `create_video_configuration` / `create_preview_configuration` (main and lores
-streams), `configure`, `start`, `capture_array(name)`, `stop`, `close`.
+streams), `configure`, `start`, `capture_array(name)`, `capture_arrays(names)` (one request's
+streams and its metadata), `stop`, `close`.
 `RGB888` arrays are B,G,R in memory (as libcamera lays them out) and `YUV420`
 arrays are I420 planes of shape (h*3/2, w), so a source that forgets to
 convert, or converts twice, gives the wrong colours.
@@ -102,16 +103,29 @@ class Picamera2:
         EVENTS.append(("start",))
 
     def capture_array(self, name: str = "main") -> np.ndarray:
+        self._capture("capture_array", [name])
+        return self._array(name)
+
+    def capture_arrays(self, names: list[str] | None = None) -> tuple[list[np.ndarray], dict]:
+        """All named streams of one request (the same moment), and its metadata."""
+        names = list(names or ["main"])
+        self._capture("capture_arrays", names)
+        return [self._array(name) for name in names], {"SensorTimestamp": CAPTURES}
+
+    def _capture(self, call: str, names: list[str]) -> None:
         global CAPTURES
         if not self.started:
-            raise RuntimeError("capture_array() before start()")
-        stream = self.config.get(name) if self.config else None
-        if stream is None:
-            raise RuntimeError(f"no stream named {name!r} configured")
+            raise RuntimeError(f"{call}() before start()")
+        for name in names:
+            if (self.config.get(name) if self.config else None) is None:
+                raise RuntimeError(f"no stream named {name!r} configured")
         if FAIL_CAPTURE_AFTER is not None and CAPTURES >= FAIL_CAPTURE_AFTER:
             raise RuntimeError("Camera frontend has timed out!")
         CAPTURES += 1
-        EVENTS.append(("capture_array", name))
+        EVENTS.append((call, names[0]) if call == "capture_array" else (call, tuple(names)))
+
+    def _array(self, name: str) -> np.ndarray:
+        stream = self.config[name]
         width, height = stream["size"]
         rgb = cv2.resize(SCENE, (width, height), interpolation=cv2.INTER_AREA)
         fmt = stream["format"]
