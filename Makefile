@@ -11,7 +11,7 @@ PI_VENV := .venv-pi214
 PI_STAMP := $(PI_VENV)/.installed-pi
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: demo test lint env device-env pi-env browser bench-data bench-train bench-convert bench-edge clean
+.PHONY: demo test lint env device-env pi-env browser bench-data bench-train bench-convert bench-edge bench-faults clean
 
 env: $(HOST_STAMP)
 
@@ -61,6 +61,10 @@ bench-convert: $(HOST_STAMP)
 
 bench-edge: $(HOST_STAMP)
 	@$(BIN)/python -m edge.bench $(ARGS)
+
+# Replays of attacks and failures (tests/faults, issue 14): a table per class in bench/results/faults.md.
+bench-faults: $(HOST_STAMP)
+	@EDGEKIT_FAULTS_REPORT=bench/results/faults.md $(BIN)/pytest tests/faults -m fault -n 2 --timeout 600 -q -p no:cacheprovider
 
 # Debian's chromium for the labeling page's end-to-end test (Playwright drives it; no `playwright install`).
 browser:

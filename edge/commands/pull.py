@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.samplelog.pull import pull
+    from edge.samplelog.pull import pull, refused_line
 
     counts = pull(args.src, args.dest, progress=not args.json)
     if args.json:
@@ -25,4 +25,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"pulled {counts['new']} new samples ({counts['duplicates']} already there, "
               f"{counts['missing_in_source']} missing in the source); {args.dest} holds {counts['dest_rows']}")
+        if counts["refused"]:
+            print(refused_line(counts))
     return 0

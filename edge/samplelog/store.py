@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -34,6 +35,16 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.samplelog.imagefile import decode_image, read_metadata
+from edge.samplelog.untrusted import (
+    RowRefused,
+    is_file_name,
+    is_session_id,
+    read_inside,
+    sample_file,
+    sample_meta,
+)
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "samples.db"
 IMAGES = "images"
@@ -126,10 +137,18 @@ class ReconcileReport:
     rows_missing_file: int = 0
     reindexed: int = 0
     orphans_removed: int = 0
+    strays: int = 0
     removed_files: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+
+
+@dataclass
+class _Scan:
+    files: set[str] = field(default_factory=set)    # images/<session>/<name>, regular files
+    temps: list[str] = field(default_factory=list)  # leftovers of an interrupted write
+    strays: list[str] = field(default_factory=list)  # links, odd names: never read, never indexed
 
 
 class SampleStore:
@@ -157,7 +176,7 @@ class SampleStore:
             self._take_lock()
         try:
             if readonly:
-                self.db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
+                self.db = _open_readonly(db_path)
             else:
                 self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -171,7 +190,6 @@ class SampleStore:
                 self.db.executescript(_SCHEMA)
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(STORE_FORMAT),))
             self.db.row_factory = sqlite3.Row
-            self.db.execute("SELECT count(*) FROM samples").fetchone()
         except sqlite3.DatabaseError as error:
             raise UserError(f"{db_path} is not a readable sample index ({error}): "
                             f"check the path, or run `edgekit samples check`") from error
@@ -207,7 +225,11 @@ class SampleStore:
         Returns the new row id. Raises OSError / sqlite3.Error on a full or read-only disk,
         after which nothing stored is damaged.
         """
+        if not is_session_id(meta.get("session_id")) or not is_file_name(name):
+            raise RowRefused(f"refusing to store {meta.get('session_id')!r}/{name!r}: not plain names")
         folder = self.root / IMAGES / meta["session_id"]
+        if folder.is_symlink():
+            raise RowRefused(f"refusing to store into {folder}: a symbolic link, it may lead out of the store")
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
             fsync_dir(folder.parent)
@@ -318,24 +340,61 @@ class SampleStore:
         return [decode_row(row) for row in self.db.execute("SELECT * FROM sessions ORDER BY started")]
 
     def path_of(self, row: dict[str, Any]) -> Path:
-        return self.root / row["file"]
+        """Where the row's image is; UserError if its `file` is not images/<session>/<name>."""
+        try:
+            return self.root / sample_file(row["file"])
+        except RowRefused as error:
+            raise UserError(f"the sample store {self.root} holds a row with an unsafe path ({error}): "
+                            f"pull it again with `edgekit pull`, which refuses such rows") from error
 
     def read_image(self, row: dict[str, Any]) -> np.ndarray:
         """The sample's image as RGB uint8."""
         return decode_image(self.path_of(row).read_bytes())
 
     def check(self) -> dict[str, Any]:
-        """Integrity of the index and of every file (exists, SHA-256 matches)."""
+        """Integrity of the index and of every file (exists, SHA-256 matches), and files the
+        index does not know: leftover `.tmp` files, unindexed images, links and odd names."""
         integrity = self.db.execute("PRAGMA integrity_check").fetchone()[0]
-        missing, corrupt = [], []
+        missing, corrupt, unsafe = [], [], []
         for row in self.db.execute("SELECT file, sha256 FROM samples"):
-            path = self.root / row["file"]
-            if not path.exists():
+            try:
+                data = read_inside(self.root, row["file"])
+            except FileNotFoundError:
                 missing.append(row["file"])
-            elif sha256_bytes(path.read_bytes()) != row["sha256"]:
-                corrupt.append(row["file"])
-        return {"integrity": integrity, "rows": self.count(), "missing": missing, "corrupt": corrupt,
-                "ok": integrity == "ok" and not missing and not corrupt}
+            except RowRefused as error:
+                unsafe.append(f"{row['file']!r}: {error}")
+            else:
+                if sha256_bytes(data) != row["sha256"]:
+                    corrupt.append(row["file"])
+        scan = self._scan()
+        indexed = {row[0] for row in self.db.execute("SELECT file FROM samples")}
+        report = {"integrity": integrity, "rows": self.count(), "missing": missing, "corrupt": corrupt,
+                  "unsafe_rows": unsafe, "temp_files": scan.temps, "unindexed": sorted(scan.files - indexed),
+                  "strays": scan.strays}
+        report["ok"] = integrity == "ok" and not any(report[k] for k in (
+            "missing", "corrupt", "unsafe_rows", "temp_files", "unindexed", "strays"))
+        return report
+
+    def _scan(self) -> _Scan:
+        """The files under images/, walked without following links."""
+        scan = _Scan()
+        images = self.root / IMAGES
+        for folder, dirs, names in os.walk(images):  # followlinks=False: a linked folder is a stray
+            for name in dirs + names:
+                path = Path(folder) / name
+                relative = path.relative_to(self.root).as_posix()
+                if name.endswith(".tmp") and not path.is_symlink() and path.is_file():
+                    scan.temps.append(relative)
+                elif path.is_symlink():
+                    scan.strays.append(relative)
+                elif name in names:
+                    try:
+                        scan.files.add(sample_file(relative))
+                    except RowRefused:
+                        scan.strays.append(relative)
+                elif folder != str(images):
+                    scan.strays.append(relative)  # a folder below a session folder
+        return scan
 
     # --- start-up reconciliation -------------------------------------------------------------
 
@@ -348,27 +407,25 @@ class SampleStore:
         `force`.
         """
         report = ReconcileReport()
-        images = self.root / IMAGES
         rows = {row[0]: row[1] for row in self.db.execute("SELECT file, id FROM samples")}
-        files: set[str] = set()
-        temps: list[Path] = []
-        for path in images.rglob("*") if images.is_dir() else ():
-            if path.name.endswith(".tmp"):
-                temps.append(path)
-            elif path.is_file():
-                files.add(path.relative_to(self.root).as_posix())
-        report.rows, report.files = len(rows), len(files)
+        scan = self._scan()
+        files, temps = scan.files, [self.root / name for name in scan.temps]
+        report.rows, report.files, report.strays = len(rows), len(files), len(scan.strays)
+        if scan.strays:
+            log.warning("sample store %s: %d links or odd names under images/ left alone and not indexed "
+                        "(first: %s); see `edgekit samples check`", self.root, len(scan.strays), scan.strays[0])
         missing = [rows[name] for name in rows if name not in files]
         orphans = sorted(files - rows.keys())
         readable: list[tuple[str, bytes, dict[str, Any]]] = []
         unreadable: list[str] = []
         for name in orphans:
-            data = (self.root / name).read_bytes()
-            meta = read_metadata(data)
-            if meta and meta.get("session_id"):
-                readable.append((name, data, meta))
-            else:
+            try:
+                data = read_inside(self.root, name)
+                meta = sample_meta(read_metadata(data))  # embedded by a logger we do not control
+            except (RowRefused, FileNotFoundError):
                 unreadable.append(name)
+            else:
+                readable.append((name, data, meta))
         removals = len(missing) + len(unreadable)
         total = len(rows.keys() | files)
         if removals and removals * 2 > total and not force:
@@ -396,6 +453,32 @@ class SampleStore:
         report.removed_files = unreadable
         self.total_bytes = int(self.db.execute("SELECT coalesce(sum(bytes), 0) FROM samples").fetchone()[0])
         return report
+
+
+def _open_readonly(db_path: Path) -> sqlite3.Connection:
+    """A read-only connection, also on read-only media, with the schema distrusted.
+
+    WAL mode needs a `-shm` file next to the database; on a card in a reader mounted
+    read-only it cannot be created, so the database is then opened `immutable` (right
+    there: nothing can write to read-only media, and a car that shut down cleanly left
+    no WAL behind).
+    """
+    uri = db_path.resolve().as_uri()
+    for mode in ("?mode=ro", "?mode=ro&immutable=1"):
+        db = sqlite3.connect(uri + mode, uri=True, check_same_thread=False)
+        try:
+            db.execute("PRAGMA trusted_schema=OFF")  # a store from another machine may carry anything
+            db.execute("PRAGMA query_only=1")
+            db.execute("SELECT count(*) FROM samples").fetchone()
+            if "immutable" in mode and db_path.with_name(db_path.name + "-wal").exists():
+                log.warning("%s is on read-only media with a write-ahead log: its last samples "
+                            "(not yet checkpointed) are not read; copy the folder to read them", db_path)
+            return db
+        except sqlite3.OperationalError as error:
+            db.close()
+            if "unable to open" not in str(error) or "immutable" in mode:
+                raise
+    raise AssertionError("unreachable")
 
 
 class StoreFull(Exception):
