@@ -16,10 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verify = sub.add_parser("verify", help="check format version, checksums, labels and the golden self-test")
     verify.add_argument("path", help="bundle folder or .tar.gz archive")
     verify.add_argument("--threads", type=int, default=None, help="interpreter threads (default: all cores)")
-    verify.add_argument("--json", action="store_true", help="print the report as JSON")
     show = sub.add_parser("show", help="print the manifest readably")
     show.add_argument("path", help="bundle folder or .tar.gz archive")
-    show.add_argument("--json", action="store_true", help="print the raw manifest JSON")
+    from edge.cli_options import add_shared_option
+
+    add_shared_option(parser, [verify, show], "--json", action="store_true",
+                      help="verify: the report as JSON; show: the raw manifest JSON")
 
 
 def _format_value(value: Any) -> str:

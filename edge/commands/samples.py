@@ -19,27 +19,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "(default: the one each session recorded)")
     stats.add_argument("--drift-threshold", type=float, default=0.2,
                        help="total-variation distance that counts as drift (default 0.2)")
-    stats.add_argument("--json", action="store_true", help="print JSON")
 
     listing = sub.add_parser("list", help="list samples, newest last")
     listing.add_argument("store", type=Path)
-    listing.add_argument("--reason", help="only samples logged for this reason")
     listing.add_argument("--label", help="only samples with this predicted label")
-    listing.add_argument("--session", help="only samples of this session")
     listing.add_argument("--limit", type=int, help="at most N (the newest)")
-    listing.add_argument("--json", action="store_true", help="one JSON object per line")
 
     export = sub.add_parser("export", help="write the store (or a selection) to one .tar")
     export.add_argument("store", type=Path)
     export.add_argument("out", type=Path, help="the .tar to write")
-    export.add_argument("--session", help="only this session")
-    export.add_argument("--reason", help="only samples logged for this reason")
 
     check = sub.add_parser("check", help="integrity of the index and SHA-256 of every file")
     check.add_argument("store", type=Path)
     check.add_argument("--repair", action="store_true",
                        help="reconcile: drop rows without image, re-index or drop images without row")
     check.add_argument("--force", action="store_true", help="with --repair: even if it removes most of the store")
+    from edge.cli_options import add_shared_option
+
+    add_shared_option(parser, [stats, listing], "--json", action="store_true",
+                      help="print JSON (list: one object per line)")
+    add_shared_option(parser, [listing, export], "--reason", help="only samples logged for this reason")
+    add_shared_option(parser, [listing, export], "--session", help="only samples of this session")
 
 
 def _filters(args: argparse.Namespace) -> tuple[str, tuple]:

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("export", help="copy undecided samples to OUT/<predicted class>/ for a file manager")
     p.add_argument("store", type=Path, help="the host-side sample store (pulled from the car)")
     p.add_argument("--out", type=Path, required=True, help="a new folder")
-    p.add_argument("--classes", help="class names a,b,c (default: the model's labels in the store)")
+    export = p
     p.add_argument("--all", action="store_true", help="also samples that already have a decision")
 
     p = sub.add_parser("import", help="read sorted folders back: folder = label, `discard` drops")
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("serve", help="a local web page: 1-9 label, x discard, u undo, arrows move")
     p.add_argument("store", type=Path)
-    p.add_argument("--classes", help="class names a,b,c (default: the model's labels in the store)")
+    serve = p
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8321)
 
@@ -45,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("status", help="how many samples are decided, per label")
     p.add_argument("store", type=Path)
+
+    from edge.cli_options import add_shared_option
+
+    add_shared_option(parser, [export, serve], "--classes",
+                      help="class names a,b,c (default: the model's labels in the store)")
 
 
 def run(args: argparse.Namespace) -> int:
