@@ -194,7 +194,7 @@ class LiveView:
         interval = 1.0 / self.settings.max_fps
         last: Frame | None = None
         while not self.stop_event.is_set():
-            if not self.watching.wait(0.5):
+            if not self.watching.wait(0.5) or self.stop_event.is_set():
                 continue
             started = time.monotonic()
             newest = self._newest

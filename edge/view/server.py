@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import select
 import socket
 import threading
 import time
@@ -236,6 +237,8 @@ class ViewHandler(BaseHTTPRequestHandler):
             while not view.stop_event.is_set():
                 item = view.next_jpeg(seq, timeout=1.0)
                 if item is None:
+                    if self._client_gone():
+                        break
                     continue
                 seq, jpeg = item
                 view.writing(key, time.monotonic())
@@ -248,6 +251,14 @@ class ViewHandler(BaseHTTPRequestHandler):
             pass
         finally:
             view.close_client(key, stalled=stalled)
+
+    def _client_gone(self) -> bool:
+        """The client closed its end (it never sends anything after its request)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
 
     def _events(self) -> None:
         view = self.server.view
