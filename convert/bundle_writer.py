@@ -1,11 +1,12 @@
 """Writing a bundle (format: edge/bundle.py, docs/convert.md) without ever leaving half of one.
 
 Files go to a hidden staging folder next to the destination; only a complete,
-checksummed bundle is renamed into place. The archive is written the same way.
+checksummed (and, with a key, signed) bundle is renamed into place. The archive is
+written the same way.
 
 Example:
     >>> with staging(Path("bundles/lights-int8")) as folder:
-    ...     write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs)
+    ...     write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs, load_signing_key())
     ...     publish(folder, Path("bundles/lights-int8"), archive=True)
 """
 
@@ -23,8 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import GOLDEN_FILE, MANIFEST, MODEL_FILE, file_sha256
+from edge.bundle import (
+    DIGEST_FILE,
+    GOLDEN_FILE,
+    MANIFEST,
+    MODEL_FILE,
+    digest_line,
+    file_sha256,
+    manifest_digest,
+)
 from edge.errors import UserError
+from edge.signing import SIGNATURE_FILE, sign_bundle
 
 
 @contextmanager
@@ -38,13 +48,27 @@ def staging(destination: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def seal(folder: Path, signing_key: Any = None) -> str:
+    """Write manifest.sha256 (the bundle digest) and, with a key, manifest.sig; returns the digest.
+
+    A signature left from an earlier manifest is removed: it no longer matches.
+    """
+    digest = manifest_digest(folder)
+    (folder / DIGEST_FILE).write_text(digest_line(digest), encoding="utf-8")
+    (folder / SIGNATURE_FILE).unlink(missing_ok=True)
+    if signing_key is not None:
+        sign_bundle(folder, signing_key)
+    return digest
+
+
 def write_files(folder: Path, flatbuffer: bytes, manifest: dict[str, Any],
-                golden_inputs: np.ndarray, golden_outputs: np.ndarray) -> dict[str, Any]:
-    """model.tflite, golden.npz, then manifest.json with the SHA-256 of both. Returns the manifest."""
+                golden_inputs: np.ndarray, golden_outputs: np.ndarray, signing_key: Any = None) -> dict[str, Any]:
+    """model.tflite, golden.npz, manifest.json with the SHA-256 of both, then seal(). Returns the manifest."""
     (folder / MODEL_FILE).write_bytes(flatbuffer)
     np.savez(folder / GOLDEN_FILE, inputs=golden_inputs, outputs=golden_outputs)
     manifest = {**manifest, "files": {name: file_sha256(folder / name) for name in (MODEL_FILE, GOLDEN_FILE)}}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    seal(folder, signing_key)
     return manifest
 
 

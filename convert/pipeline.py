@@ -20,13 +20,22 @@ import numpy as np
 from convert import accuracy as acc
 from convert.bundle_writer import archive_path, publish, staging, write_files
 from convert.data import SplitData, load_split_data, representative_positions, sha256_file
+from convert.golden import select_golden
 from convert.runtime_check import check_runtime, environment_ok, format_reports, summarize
 from convert.source import ConversionSource, ensure_rescaling, load_keras_model, resolve_source
 from convert.tflite import MODES, check_full_integer, convert_keras
-from edge.bundle import DEFAULT_FLOAT_ATOL, FORMAT_VERSION, GOLDEN_FILE, MODEL_FILE
+from edge.bundle import (
+    DEFAULT_FLOAT_ATOL,
+    FORMAT_VERSION,
+    GOLDEN_FILE,
+    INTEGER_STEPS_OTHER_INTERPRETER,
+    MODEL_FILE,
+    this_machine,
+)
 from edge.errors import UserError
 from edge.interpreter import TFLiteModel
 from edge.preprocess import PreprocessSpec
+from edge.signing import key_id, load_signing_key, public_key_of
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +63,7 @@ class ConvertOptions:
     name: str | None = None
     version: str | None = None
     input_scale: float | None = None
-    golden_count: int = 8
+    golden_count: int = 16  # raised to the number of classes (one per class at least)
     latency_runs: int = 200
     seed: int = 0
 
@@ -86,7 +95,7 @@ def _tool_versions(model: TFLiteModel) -> dict[str, Any]:
         return None
 
     return {"tensorflow": ver("tensorflow"), "keras": ver("keras"),
-            "interpreter": {"name": model.backend, "version": model.backend_version},
+            "interpreter": {"name": model.backend, "version": model.backend_version, "machine": this_machine()},
             "edgekit": ver("edgekit"), "numpy": np.__version__, "python": platform.python_version()}
 
 
@@ -142,6 +151,51 @@ def _spec_for(model: Any, given: PreprocessSpec | None) -> PreprocessSpec:
     return spec
 
 
+# Golden inputs are chosen from at most this many pool images (model outputs computed per mode).
+GOLDEN_POOL = 2000
+
+
+@dataclass
+class GoldenPool:
+    """Where golden inputs are chosen from: images, their true classes when known, and what they are."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    source: str
+
+
+def _golden_pool(options: ConvertOptions, spec: PreprocessSpec, eval_images: np.ndarray | None,
+                 eval_labels: np.ndarray | None, split: str | None, representative: np.ndarray | None,
+                 representative_labels: np.ndarray | None) -> GoldenPool:
+    rng = np.random.default_rng(options.seed)
+    if eval_images is not None and len(eval_images):
+        pool = GoldenPool(eval_images, eval_labels, f"{split} split")
+    elif representative is not None and len(representative):
+        pool = GoldenPool(representative, representative_labels, "representative set (train split)")
+    else:
+        log.warning("no images to choose golden inputs from: using random inputs, which test the model less")
+        return GoldenPool(rng.integers(0, 256, size=(256, *spec.input_shape), dtype=np.uint8), None,
+                          "random inputs (no data)")
+    if len(pool.images) > GOLDEN_POOL:
+        keep = np.sort(rng.choice(len(pool.images), GOLDEN_POOL, replace=False))
+        pool = GoldenPool(pool.images[keep], None if pool.labels is None else pool.labels[keep], pool.source)
+    return pool
+
+
+def choose_golden(tflite: TFLiteModel, pool: GoldenPool, count: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(inputs, raw outputs, selection figures) for one converted model; see convert.golden."""
+    raw = np.stack([tflite.raw_invoke(x) for x in pool.images])
+    probabilities = tflite.dequantize(raw)
+    if tflite.is_integer:
+        scale = tflite.output_quantization[0] or 1.0
+        margin = (2 * INTEGER_STEPS_OTHER_INTERPRETER + 1) * scale
+        clamp = float(np.iinfo(tflite.output_dtype).max)
+    else:
+        margin, clamp = max(2 * DEFAULT_FLOAT_ATOL, 0.01), None
+    chosen, stats = select_golden(raw, probabilities, count, margin, pool.labels, clamp, pool.images)
+    return pool.images[chosen].copy(), raw[chosen], {"source": pool.source, **stats}
+
+
 def convert(options: ConvertOptions) -> list[ModeResult]:
     """Convert, check and bundle one model in every requested mode (see module docstring)."""
     modes = list(dict.fromkeys(options.modes))
@@ -174,13 +228,14 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
         raise UserError(f"{len(class_names)} labels ({', '.join(class_names)}) but the model has "
                         f"{output_size} outputs: give the labels the model was trained with")
 
-    representative = None
+    representative = representative_labels = None
     if "int8" in modes:
         assert data is not None
         positions = representative_positions(data.labels("train"), options.rep_size, output_size, options.seed)
         representative = data.images("train", spec, positions)
+        representative_labels = data.labels("train")[positions]
 
-    eval_images = eval_labels = keras_probs = None
+    eval_images = eval_labels = keras_probs = split = None
     if options.accuracy_check:
         assert data is not None
         split = options.split or _default_split(data)
@@ -192,11 +247,10 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
         eval_images = data.images(split, spec, subset)
         keras_probs = acc.keras_probabilities(model, eval_images)
 
-    rng = np.random.default_rng(options.seed)
-    pool = eval_images if eval_images is not None else representative
-    if pool is None:
-        pool = rng.integers(0, 256, size=(options.golden_count, *spec.input_shape), dtype=np.uint8)
-    golden_inputs = pool[: options.golden_count].copy()
+    pool = _golden_pool(options, spec, eval_images, eval_labels, split, representative, representative_labels)
+    signing_key = load_signing_key()
+    if signing_key is not None:
+        log.info("bundles are signed with key %s", key_id(public_key_of(signing_key)))
 
     float32_flatbuffer = convert_keras(model, "float32")
     lineage = _lineage(source, data, options.rep_size, options.seed)
@@ -215,11 +269,11 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
             report = acc.compare(keras_probs, tflite_probs, eval_labels, class_names)
             report["split"] = split
             failures = acc.gate_failures(report, options.max_drop, options.max_class_drop)
+        golden_inputs, golden_outputs, selection = choose_golden(tflite, pool, options.golden_count)
         latency = acc.latency(flatbuffer, golden_inputs, options.latency_runs)
         result = ModeResult(mode=mode, size_bytes=len(flatbuffer), size_ratio=round(len(flatbuffer) / len(float32_flatbuffer), 4),
                             accuracy=report, latency=latency,
                             gate_failures=(failures or []) if options.gate else [], runtime=[])
-        golden_outputs = np.stack([tflite.raw_invoke(x) for x in golden_inputs])
         manifest = {
             "format_version": FORMAT_VERSION,
             "name": name,
@@ -231,8 +285,10 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
             "model": {"file": MODEL_FILE, "size_bytes": len(flatbuffer), "size_ratio_to_float32": result.size_ratio,
                       **{k: v for k, v in tflite.describe().items() if k in ("input", "output")}},
             "golden": {"file": GOLDEN_FILE, "count": int(len(golden_inputs)),
-                       "rule": "exact" if tflite.is_integer else f"atol={DEFAULT_FLOAT_ATOL:g}",
-                       "atol": 0.0 if tflite.is_integer else DEFAULT_FLOAT_ATOL},
+                       "rule": ("exact on the interpreter and machine in tools.interpreter (edge.bundle.agreement_rule)"
+                                if tflite.is_integer else f"atol={DEFAULT_FLOAT_ATOL:g}"),
+                       "atol": 0.0 if tflite.is_integer else DEFAULT_FLOAT_ATOL,
+                       "selection": selection},
             "accuracy": report,
             "gate": {"enabled": options.gate and options.accuracy_check, "max_drop": options.max_drop,
                      "max_class_drop": options.max_class_drop,
@@ -250,11 +306,11 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
             continue
         destination = destinations[mode]
         with staging(destination) as folder:
-            manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs)
+            manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs, signing_key)
             if options.check_runtime:
                 reports = check_runtime(folder / MODEL_FILE, folder / GOLDEN_FILE, options.check_runtime,
                                         manifest["golden"]["atol"] or DEFAULT_FLOAT_ATOL,
-                                        made_by=(tflite.backend, tflite.backend_version))
+                                        made_by=manifest["tools"]["interpreter"])
                 result.runtime = summarize(reports)
                 log.info("%s: runtime check\n%s", mode, format_reports(reports))
                 bad = [r["python"] for r in reports if not environment_ok(r)]
@@ -264,7 +320,7 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
                     results.append(result)
                     continue
                 manifest["runtime_checks"] = result.runtime
-                manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs)
+                manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs, signing_key)
             written = publish(folder, destination, options.archive, options.overwrite)
         result.bundle = written[0]
         result.archive = written[1] if len(written) > 1 else None

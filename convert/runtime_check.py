@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from edge.bundle import DEFAULT_FLOAT_ATOL, INTEGER_STEPS_OTHER_INTERPRETER
+from edge.bundle import DEFAULT_FLOAT_ATOL, agreement_rule
 from edge.errors import UserError
 
 PROBE = Path(__file__).with_name("runtime_probe.py")
@@ -27,16 +27,30 @@ def _clean_env() -> dict[str, str]:
     return {**env, "PYTHONNOUSERSITE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
+def judge(row: dict[str, Any], made_by: dict[str, Any] | None, atol: float) -> None:
+    """Fill `rule` and `outputs_match` of one probe row with the car's rule (edge.bundle.agreement_rule)."""
+    if not row.get("loads") or row.get("max_abs_diff") is None:
+        row.setdefault("outputs_match", None if not row.get("loads") else False)
+        return
+    rule = agreement_rule(made_by or {}, (row["interpreter"], row["version"], row.get("machine", "unknown")),
+                          bool(row.get("integer")), atol)
+    row["rule"] = rule.text
+    row["outputs_match"] = bool(row["max_abs_diff"] <= rule.max_diff
+                                and (row.get("top1_agreement") == 1.0 or not rule.top1_equal))
+
+
 def probe_environment(python: str | Path, model: Path, golden: Path, atol: float = DEFAULT_FLOAT_ATOL,
-                      timeout: float = 300, made_by: tuple[str, str] | None = None) -> dict[str, Any]:
-    """One environment's report: {"python", "interpreters": [{interpreter, version, loads, error, outputs_match}]}."""
+                      timeout: float = 300, made_by: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One environment's report: {"python", "interpreters": [{interpreter, version, loads, error, outputs_match}]}.
+
+    `made_by` is the manifest's tools.interpreter ({name, version, machine}) that made the golden outputs.
+    """
     python = str(python)
     if not Path(python).exists():
         raise UserError(f"Python {python} does not exist: give the path of the environment's python "
                         "(e.g. .venv-pi214/bin/python; `make pi-env` builds one)")
     try:
-        done = subprocess.run([python, str(PROBE), str(model), str(golden), repr(atol),
-                               "==".join(made_by) if made_by else "-", str(INTEGER_STEPS_OTHER_INTERPRETER)],
+        done = subprocess.run([python, str(PROBE), str(model), str(golden)],
                               capture_output=True, text=True, timeout=timeout, env=_clean_env())
     except (OSError, subprocess.TimeoutExpired) as error:
         return {"python": python, "error": f"could not run: {error}", "interpreters": []}
@@ -46,14 +60,16 @@ def probe_environment(python: str | Path, model: Path, golden: Path, atol: float
         return {"python": python, "error": f"probe failed ({done.returncode}): {tail[:300]}", "interpreters": []}
     report = json.loads(lines[-1])
     report["python"] = python
+    for row in report["interpreters"]:
+        judge(row, made_by, atol)
     if not report["interpreters"]:
         report["error"] = "no TFLite interpreter installed (ai_edge_litert, tflite_runtime or tensorflow)"
     return report
 
 
 def check_runtime(model: Path, golden: Path, pythons: list[str | Path],
-                  atol: float = DEFAULT_FLOAT_ATOL, made_by: tuple[str, str] | None = None) -> list[dict[str, Any]]:
-    """Reports for every environment; `made_by` is the (interpreter, version) that made the golden outputs."""
+                  atol: float = DEFAULT_FLOAT_ATOL, made_by: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Reports for every environment; `made_by` is the {name, version, machine} that made the golden outputs."""
     return [probe_environment(python, model, golden, atol, made_by=made_by) for python in pythons]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convert.bundle_writer import seal
 from edge.bundle import BundleError, open_bundle, self_test, verify_bundle
 from edge.interpreter import TFLiteModel
 from tests.conftest import DEVICE_PYTHON, run_edgekit
@@ -22,10 +23,12 @@ def _copy(bundle: Path, tmp_path: Path) -> Path:
 
 
 def _edit_manifest(folder: Path, **changes) -> None:
+    """Change manifest fields and redo the digest (as an attacker could): only later checks can catch it."""
     path = folder / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest.update(changes)
     path.write_text(json.dumps(manifest))
+    seal(folder)
 
 
 def test_verify_folder_and_archive(bundles):

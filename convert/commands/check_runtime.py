@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     atol = float(bundle.manifest.get("golden", {}).get("atol") or DEFAULT_FLOAT_ATOL)
     made_by = bundle.manifest.get("tools", {}).get("interpreter", {})
     reports = check_runtime(bundle.model_path, bundle.golden_path, args.python or [sys.executable], atol,
-                            made_by=(made_by.get("name", ""), made_by.get("version", "")) if made_by else None)
+                            made_by=made_by or None)
     if args.json:
         print(json.dumps(reports, indent=2))
     else:

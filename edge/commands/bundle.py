@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verify = sub.add_parser("verify", help="check format version, checksums, labels and the golden self-test")
     verify.add_argument("path", help="bundle folder or .tar.gz archive")
     verify.add_argument("--threads", type=int, default=None, help="interpreter threads (default: all cores)")
+    verify.add_argument("--expect-digest", metavar="SHA256",
+                        help="refuse the bundle unless its digest (SHA-256 of manifest.json) is this "
+                             "(deploy passes the one it sent)")
     show = sub.add_parser("show", help="print the manifest readably")
     show.add_argument("path", help="bundle folder or .tar.gz archive")
     from edge.cli_options import add_shared_option
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.bundle import open_bundle, verify_bundle
 
     if args.bundle_command == "verify":
-        report = verify_bundle(args.path, num_threads=args.threads)
+        report = verify_bundle(args.path, num_threads=args.threads, expected_digest=args.expect_digest)
         if args.json:
             print(json.dumps(report, indent=2))
         else:

@@ -82,3 +82,78 @@ def test_a_version_with_unreadable_metadata_is_listed_as_damaged(tmp_path):
     assert "DAMAGED" in shown and "not readable JSON" in shown
     refused = run_edgekit("models", "promote", "v0002", "--registry", models)
     assert refused.returncode != 0 and "v0002 is damaged" in refused.stderr
+
+
+# --- dataset loading (issue 14.10) -----------------------------------------------------------
+
+
+def _jpeg(seed: int) -> bytes:
+    import cv2
+    import numpy as np
+
+    image = np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def _two_classes(root: Path, per_class: int = 4) -> Path:
+    for c, name in enumerate(("go", "stop")):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            (root / name / f"{i}.jpg").write_bytes(_jpeg(c * 100 + i))
+    return root
+
+
+@pytest.mark.fault("data: non-UTF-8 file names")
+def test_non_utf8_file_names_build_split_and_bad_list(tmp_path):
+    import os
+
+    root = _two_classes(tmp_path / "photos")
+    os.rename(root / "go" / "0.jpg", os.fsencode(root / "go") + b"/caf\xe9.jpg")
+    (Path(os.fsdecode(os.fsencode(root / "stop") + b"/bad\xff.jpg"))).write_bytes(b"not an image")
+    data, bad = tmp_path / "d.npz", tmp_path / "bad.txt"
+    built = run_edgekit("dataset", "build", "--source", str(root), "--out", str(data), "--bad-list", str(bad),
+                        env={"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
+    assert built.returncode == 0, built.stderr
+    assert "bad\\xff.jpg\tnot a readable image" in bad.read_text(encoding="utf-8")
+    split = run_edgekit("split", str(data), "--out", str(tmp_path / "s.json"), env={"LC_ALL": "C.UTF-8"})
+    assert split.returncode == 0 and "Traceback" not in split.stderr, split.stderr
+    from train.data import Dataset
+
+    assert any(s.endswith("go/caf\\xe9.jpg") for s in Dataset.load(data).sources.tolist())
+
+
+@pytest.mark.fault("data: truncated JPEG with an end marker")
+def test_truncated_jpeg_that_still_ends_in_an_end_marker_is_counted_as_damaged(tmp_path):
+    from train.data import LoadReport
+    from train.data.images import load_image_folder
+
+    root = _two_classes(tmp_path / "photos")
+    whole = (root / "go" / "1.jpg").read_bytes()
+    (root / "go" / "1.jpg").write_bytes(whole[: len(whole) // 2] + b"\xff\xd9")
+    report = LoadReport()
+    dataset = load_image_folder(root, report=report, progress=False)
+    assert len(dataset) == 7
+    assert [(Path(s).name, r.split(" (")[0]) for s, r in report.skipped] == [("1.jpg", "damaged JPEG data")]
+
+
+@pytest.mark.fault("data: zip member with an absolute path or '..'")
+def test_zip_members_with_absolute_paths_or_dotdot_are_reported_not_used(tmp_path):
+    import zipfile
+
+    from train.data import LoadReport
+    from train.data.images import load_zip
+
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for c, name in enumerate(("go", "stop")):
+            for i in range(3):
+                zf.writestr(f"{name}/{i}.jpg", _jpeg(c * 10 + i))
+        zf.writestr("/etc/evil.jpg", _jpeg(99))
+        zf.writestr("go/../../escape.jpg", _jpeg(98))
+    report = LoadReport()
+    dataset = load_zip(archive, report=report, progress=False)
+    assert dataset.class_names == ["go", "stop"] and len(dataset) == 6
+    reasons = dict(report.skipped)
+    assert reasons == {"photos.zip:/etc/evil.jpg": "unsafe path in archive (absolute): skipped",
+                       "photos.zip:go/../../escape.jpg": "unsafe path in archive (contains '..'): skipped"}
+    assert report.seen == 8

@@ -99,10 +99,11 @@ def run(args: argparse.Namespace) -> int:
     for reason in result.decision.reasons:
         print(f"  {reason}")
     if result.promoted and args.deploy_to:
-        from train.deploy import deploy, open_target
+        from train.deploy import deploy, open_target, registered_digest
 
         entry = registry.get(name, result.version)
-        deployed = deploy(entry.bundle_path, entry.version, open_target(args.deploy_to, edgekit=args.target_edgekit))
+        deployed = deploy(entry.bundle_path, entry.version, open_target(args.deploy_to, edgekit=args.target_edgekit),
+                          expected_digest=registered_digest(entry))
         record["deployed"] = deployed.release
         print(f"deploy: {args.deploy_to} current -> {deployed.release}")
     _log(args.log, record)

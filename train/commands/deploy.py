@@ -28,15 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: `edgekit` over ssh; this Python locally)")
     parser.add_argument("--ssh", metavar="CMD", help="ssh command (default 'ssh -o BatchMode=yes')")
     parser.add_argument("--verify-timeout", type=float, default=300.0, help="seconds (default 300)")
+    parser.add_argument("--lock-wait", type=float, default=10.0,
+                        help="seconds to wait for another deploy to the same car to finish (default 10)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     from edge.bundle import read_manifest, reported_version
-    from train.deploy import DeployError, deploy, open_target, rollback, status
+    from train.deploy import DeployError, deploy, open_target, registered_digest, rollback, status
 
     target = open_target(args.to, edgekit=args.target_edgekit, ssh=args.ssh,
-                         verify_timeout=args.verify_timeout)
+                         verify_timeout=args.verify_timeout, lock_wait=args.lock_wait)
     if args.status:
         print(json.dumps(status(target), indent=2))
         return 0
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise DeployError("give the VERSION to deploy (e.g. production or v0003), or --rollback")
     with tempfile.TemporaryDirectory(prefix="edgekit-deploy-") as scratch:
         bundle_dir, release, registry_entry = _resolve(args, Path(scratch))
-        result = deploy(bundle_dir, release, target, keep=args.keep)
+        expected = registered_digest(registry_entry[1]) if registry_entry is not None else None
+        result = deploy(bundle_dir, release, target, keep=args.keep, expected_digest=expected)
         bundle_version = reported_version(read_manifest(bundle_dir))
     if registry_entry is not None:
         registry, entry = registry_entry
@@ -61,9 +64,11 @@ def run(args: argparse.Namespace) -> int:
     report = result.verify_report
     print(f"copy: {'copied' if result.copied else 'already on the target'} "
           f"{target.describe()}/releases/{release}")
-    print(f"verify: ok on the target ({report.get('interpreter', '?')}, self-test {report.get('self_test', '?')})")
+    print(f"verify: ok on the target ({report.get('interpreter', '?')}, self-test {report.get('self_test', '?')}, "
+          f"signature {report.get('signature', '?')}, digest {str(report.get('digest', '?'))[:16]}...)")
     print(f"model: release {release} holds bundle {bundle_version} (the runtime reports this as model_version)")
     print(f"switch: current -> {release} (previous: {result.previous or 'none'})")
+    print(f"health: {report.get('health_check', '?')}")
     if result.removed:
         print(f"removed old releases: {', '.join(result.removed)}")
     return 0

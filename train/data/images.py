@@ -82,10 +82,38 @@ def parse_group_rule(rule: str | None) -> Callable[[str, tuple[str, ...]], str |
     raise UserError(f"unknown group rule {rule!r}: use level:N or regex:PATTERN")
 
 
+def printable(name: str) -> str:
+    """A file name as text that can be written anywhere: bytes that are not UTF-8 (which Python
+    keeps as lone surrogates) become `\\xNN`, so hashing, JSON and bad-lists never fail on them."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def unsafe_member(name: str) -> str | None:
+    """Why an archive member's path may not be used (absolute, `..`, a drive), or None."""
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "unsafe path in archive (absolute): skipped"
+    if ".." in re.split(r"[/\\]", name):
+        return "unsafe path in archive (contains '..'): skipped"
+    return None
+
+
 def plan_entries(keys: Iterable[str], report: LoadReport, group: str | None = None, prefix: str = "") -> list[Entry]:
-    """Turn relative file paths into entries (class, subset, group); skips what does not fit."""
+    """Turn relative file paths into entries (class, subset, group); skips what does not fit.
+
+    `keys` are read back as given; every name stored in the dataset or the report is `printable`.
+    Absolute paths and `..` (possible in a zip archive) are skipped and reported.
+    """
     group_of = parse_group_rule(group)
-    paths = [PurePosixPath(k) for k in keys]
+    safe = []
+    for key in keys:
+        problem = unsafe_member(key)
+        if problem:
+            report.seen += 1
+            report.skip(printable(prefix + key), problem)
+        else:
+            safe.append(key)
+    raw = {PurePosixPath(k): k for k in safe}
+    paths = [PurePosixPath(k) for k in safe]
     paths = [p for p in paths if not any(part.startswith(".") or part == "__MACOSX" for part in p.parts)]
     strip = 0
     # skip wrapper folders (e.g. `cifar10/`): one shared first folder that is not a subset name
@@ -99,31 +127,57 @@ def plan_entries(keys: Iterable[str], report: LoadReport, group: str | None = No
     has_subsets = bool(nested) and all(len(q) >= 3 and q[0].lower() in SUBSET_NAMES for q in nested)
     entries, no_group = [], 0
     for path, rel in zip(paths, parts, strict=True):
-        key = str(path)
+        key = raw[path]
+        source = printable(prefix + str(path))
         subset = SUBSET_NAMES[rel[0].lower()] if has_subsets else ""
         rest = rel[1:] if has_subsets else rel
         report.seen += 1
         if len(rest) < 2:
-            report.skip(prefix + key, "not inside a class folder")
+            report.skip(source, "not inside a class folder")
             continue
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            report.skip(prefix + key, f"not an image file ({path.suffix})")
+            report.skip(source, f"not an image file ({printable(path.suffix)})")
             continue
-        group_id = group_of(path.name, rest[1:-1]) if group_of else None
+        group_id = group_of(printable(path.name), tuple(map(printable, rest[1:-1]))) if group_of else None
         if group_of and group_id is None:
             no_group += 1
-        entries.append(Entry(key, prefix + key, rest[0], subset, group_id or prefix + key))
+        entries.append(Entry(key, source, printable(rest[0]), subset, group_id or source))
     if no_group:
         report.notes.append(f"group rule {group!r} did not match {no_group} files; each of them is its own group")
     return entries
+
+
+def jpeg_damage(data: bytes) -> str | None:
+    """What is wrong with a JPEG's data, or None.
+
+    libjpeg fills a stream that ends early with grey and only warns on stderr ("premature end
+    of data segment"), so OpenCV decodes a truncated file that still ends in an end marker
+    without a word. libjpeg-turbo through simplejpeg with `strict=True` turns those warnings
+    into errors; decoding at 1/8 scale still reads every byte of entropy-coded data.
+    """
+    if b"\xff\xd9" not in data[-4096:]:
+        return "truncated JPEG (no end marker)"
+    import simplejpeg
+
+    try:
+        simplejpeg.decode_jpeg(data, strict=True, min_height=1, min_width=1, min_factor=8)
+    except ValueError as error:
+        try:
+            simplejpeg.decode_jpeg(data, strict=False, min_height=1, min_width=1, min_factor=8)
+        except ValueError:
+            return None  # a layout simplejpeg does not decode (e.g. CMYK): OpenCV decides
+        return f"damaged JPEG data ({error})"
+    return None
 
 
 def decode_image(data: bytes, min_size: int) -> np.ndarray | str:
     """Bytes -> RGB uint8 image, or the reason it cannot be used."""
     if not data:
         return "empty file"
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-4096:]:
-        return "truncated JPEG (no end marker)"
+    if data[:2] == b"\xff\xd8":
+        damage = jpeg_damage(data)
+        if damage:
+            return damage
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         return "not a readable image (corrupt, truncated or another format)"
@@ -238,7 +292,7 @@ def load_image_folder(root: str | Path, image_size: tuple[int, int] | None = Non
 
     def unreadable(error: OSError) -> None:
         report.seen += 1
-        report.skip(str(error.filename), f"cannot read folder: {error.strerror}")
+        report.skip(printable(str(error.filename)), f"cannot read folder: {error.strerror}")
 
     for directory, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames.sort()

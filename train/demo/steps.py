@@ -95,9 +95,10 @@ def step_register(ctx: DemoContext) -> str:
 
 
 def _deploy(ctx: DemoContext, entry: Any) -> Any:
-    from train.deploy import deploy, open_target
+    from train.deploy import deploy, open_target, registered_digest
 
-    return deploy(entry.bundle_path, entry.version, open_target(str(ctx.out / "car")))
+    return deploy(entry.bundle_path, entry.version, open_target(str(ctx.out / "car")),
+                  expected_digest=registered_digest(entry))
 
 
 def step_deploy(ctx: DemoContext) -> str:
