@@ -35,7 +35,7 @@ from edge.preprocess import crop_roi
 from edge.samplelog.imagefile import FORMATS, encode_image
 from edge.samplelog.policies import LogPolicy, PolicyEngine
 from edge.samplelog.shadow import ShadowRunner
-from edge.samplelog.store import PRIORITY, ReconcileReport, SampleStore, StoreFull
+from edge.samplelog.store import PRIORITY, ReconcileReport, SampleStore, StoreFull, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +100,13 @@ class SampleLogger:
         self.max_bytes, self.min_free = max_bytes, min_free
         self.retry_s = retry_s
         self.shadow: ShadowRunner | None = None
-        self.store = SampleStore(root, create=True, lock=True)
-        self.reconcile_report: ReconcileReport = self.store.reconcile(force=reconcile_force)
-        if self.reconcile_report.rows_missing_file or self.reconcile_report.orphans_removed or \
-                self.reconcile_report.reindexed:
-            log.warning("sample store %s reconciled: %s", root, self.reconcile_report.to_dict())
-        self.store.save_session(self.session_id, started=time.time(), model_version=model_version,
-                                labels=self.labels, training_distribution=training_distribution or {},
-                                frames=0)
+        self.root = Path(root)
+        self._reconcile_force = reconcile_force
+        self._session_fields = {"started": time.time(), "model_version": model_version, "labels": self.labels,
+                                "training_distribution": training_distribution or {}, "frames": 0}
+        self.store: SampleStore | None = None
+        self.reconcile_report = ReconcileReport()
+        self.open_failures = 0    # tries to open a store whose folder or disk refused writes
         self.predictions: Counter[str] = Counter()
         self.frames = 0
         self.enqueued = 0
@@ -122,11 +121,56 @@ class SampleLogger:
         self._write_s = 0.0
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=queue_size)
         self._stopped = False
+        try:
+            self._open_store()
+        except StoreUnavailable as error:
+            # a car with an unusable log folder still drives: log once, retry from the writer
+            self.open_failures, self.paused = 1, True
+            self._retry_at = time.monotonic() + self._open_retry_s
+            log.warning("sample logging off: %s; inference goes on, logging starts when it can "
+                        "(retried every %g s)", error, self._open_retry_s)
         # called in the writer thread with (pixels, channel order, meta) after each sample is stored
         # (the live view keeps thumbnails); a listener must be quick and must not raise
         self.on_written: list[Callable[[np.ndarray, str, dict[str, Any]], None]] = []
         self._writer = threading.Thread(target=self._write_loop, name="edgekit-samplelog", daemon=True)
         self._writer.start()
+
+    @property
+    def _open_retry_s(self) -> float:
+        return 10 * self.retry_s  # opening reconciles the whole store: not every second
+
+    def _open_store(self) -> None:
+        """Open (or create) and reconcile the store and record this session.
+
+        StoreUnavailable when the folder or disk refuses writes; other UserErrors (the store is
+        locked by another process, reconciling would delete most of it) pass through.
+        """
+        store = SampleStore(self.root, create=True, lock=True)
+        try:
+            self.reconcile_report = store.reconcile(force=self._reconcile_force)
+            store.save_session(self.session_id, **self._session_fields)
+        except (OSError, sqlite3.OperationalError) as error:
+            store.close()
+            raise StoreUnavailable(self.root, error) from error
+        except BaseException:
+            store.close()
+            raise
+        report = self.reconcile_report
+        if report.rows_missing_file or report.orphans_removed or report.reindexed:
+            log.warning("sample store %s reconciled: %s", self.root, report.to_dict())
+        self.store = store
+
+    def _retry_open(self, now: float) -> bool:
+        """In the writer thread: try again to open a store that was unusable; True once open."""
+        try:
+            self._open_store()
+        except UserError:
+            self.open_failures += 1
+            self._retry_at = now + self._open_retry_s
+            return False
+        self.paused = False
+        log.warning("sample logging started in %s after %d failed tries", self.root, self.open_failures)
+        return True
 
     def attach_shadow(self, predict, labels: list[str], version: str, prepare=None) -> ShadowRunner:
         """Run a shadow model beside the primary; frames where top-1 differs are logged."""
@@ -195,6 +239,9 @@ class SampleLogger:
 
     def _write(self, item: _Pending) -> None:
         now = time.monotonic()
+        if self.store is None and (now < self._retry_at or not self._retry_open(now)):
+            self.lost_disk += 1
+            return
         if self.paused and now < self._retry_at:
             self.lost_disk += 1
             return
@@ -231,6 +278,8 @@ class SampleLogger:
             log.warning("sample logging resumed in %s", self.store.root)
 
     def _save_predictions(self) -> None:
+        if self.store is None:
+            return
         try:
             self.store.save_session(self.session_id, predictions=dict(self.predictions), frames=self.frames)
         except (OSError, sqlite3.OperationalError):
@@ -243,7 +292,9 @@ class SampleLogger:
                  "log_queue": self._queue.qsize(), "log_write_per_s": round(self.write_throughput(), 1),
                  "log_lost": self.lost_disk, "log_full": self.skipped_full, "evicted": self.evicted,
                  "rate_limited": self.engine.rate_limited,
-                 "store_mb": round(self.store.total_bytes / 1e6, 2)}
+                 "store_mb": round(self.store.total_bytes / 1e6, 2) if self.store else 0.0}
+        if self.open_failures:
+            stats["log_open_failed"] = self.open_failures
         if self.paused:
             stats["log_paused"] = True
         if self.shadow is not None:
@@ -263,5 +314,5 @@ class SampleLogger:
         self._stopped = True
         self._queue.put(None)
         self._writer.join(timeout)
-        if not self._writer.is_alive():
+        if not self._writer.is_alive() and self.store is not None:
             self.store.close()

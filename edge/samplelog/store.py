@@ -170,8 +170,11 @@ class SampleStore:
         if not db_path.exists():
             if not create or readonly:
                 raise UserError(f"{self.root} is not a sample store (no {DB_NAME}): check the path")
-            self.root.mkdir(parents=True, exist_ok=True)
-            (self.root / IMAGES).mkdir(exist_ok=True)
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                (self.root / IMAGES).mkdir(exist_ok=True)
+            except OSError as error:
+                raise StoreUnavailable(self.root, error) from error
         if lock:
             self._take_lock()
         try:
@@ -191,12 +194,19 @@ class SampleStore:
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(STORE_FORMAT),))
             self.db.row_factory = sqlite3.Row
         except sqlite3.DatabaseError as error:
+            self.close()
+            if not readonly and isinstance(error, sqlite3.OperationalError) and any(
+                    words in str(error) for words in _DISK_REFUSALS):
+                raise StoreUnavailable(self.root, error) from error
             raise UserError(f"{db_path} is not a readable sample index ({error}): "
                             f"check the path, or run `edgekit samples check`") from error
         self.total_bytes = int(self.db.execute("SELECT coalesce(sum(bytes), 0) FROM samples").fetchone()[0])
 
     def _take_lock(self) -> None:
-        handle = open(self.root / "lock", "a")
+        try:
+            handle = open(self.root / "lock", "a")
+        except OSError as error:
+            raise StoreUnavailable(self.root, error) from error
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as error:
@@ -206,7 +216,8 @@ class SampleStore:
         self._lock_handle = handle
 
     def close(self) -> None:
-        self.db.close()
+        if hasattr(self, "db"):
+            self.db.close()
         if self._lock_handle is not None:
             self._lock_handle.close()
             self._lock_handle = None
@@ -479,6 +490,21 @@ def _open_readonly(db_path: Path) -> sqlite3.Connection:
             if "unable to open" not in str(error) or "immutable" in mode:
                 raise
     raise AssertionError("unreachable")
+
+
+# SQLite's words for a folder or disk that refuses writes (as opposed to a damaged index)
+_DISK_REFUSALS = ("readonly database", "unable to open database file", "disk is full", "disk I/O error")
+
+
+class StoreUnavailable(UserError):
+    """The store's folder or disk refuses writes (read-only, full, not a folder): the car drives
+    on without logging and tries again later (see SampleLogger)."""
+
+    def __init__(self, root: Path, error: BaseException) -> None:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        super().__init__(f"cannot write the sample store {root} ({reason}): free space, make the "
+                         f"folder writable or choose another --log-dir")
+        self.root = root
 
 
 class StoreFull(Exception):

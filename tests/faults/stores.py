@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edge.samplelog.imagefile import encode_image
 from edge.samplelog.store import SampleStore
@@ -69,3 +73,54 @@ def tree(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, tuple[int, float]
             info = path.lstat()
             listing[str(path)] = (info.st_size, info.st_mtime)
     return listing
+
+
+@contextlib.contextmanager
+def read_only_view(folder: Path, mount: Path) -> Iterator[Path]:
+    """`folder` seen read-only at `mount` (a bind mount; root only: chmod does not stop root).
+
+    Skips when the mount cannot be made, except under CI=true, where that is a failure.
+    """
+    mount.mkdir(parents=True, exist_ok=True)
+    made = os.geteuid() == 0 and subprocess.run(
+        ["mount", "--bind", str(folder), str(mount)], capture_output=True).returncode == 0
+    if not made:
+        if os.environ.get("CI") == "true":
+            pytest.fail("cannot make a read-only bind mount here (needs root): this test must run in CI")
+        pytest.skip("a read-only bind mount needs root (chmod does not stop root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True, capture_output=True)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, size: str = "1m") -> Iterator[Path]:
+    """A tmpfs of `size` at `mount` (a small disk to fill). Skips like read_only_view."""
+    mount.mkdir(parents=True, exist_ok=True)
+    made = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True).returncode == 0
+    if not made:
+        if os.environ.get("CI") == "true":
+            pytest.fail("cannot mount a tmpfs here (needs root): this test must run in CI")
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path) -> None:
+    """Fill the filesystem of `folder` until it refuses a byte more."""
+    with open(folder / "filler", "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    with contextlib.suppress(OSError), open(folder / "filler", "ab") as handle:
+        for _ in range(65536):
+            handle.write(b"\0")
+            handle.flush()

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -23,7 +22,15 @@ from edge.samplelog.imagefile import encode_image
 from edge.samplelog.pull import pull
 from edge.samplelog.store import SampleStore
 from tests.conftest import run_edgekit
-from tests.faults.stores import insert_row, make_store, sample_meta, sha256_file, tamper, tree
+from tests.faults.stores import (
+    insert_row,
+    make_store,
+    read_only_view,
+    sample_meta,
+    sha256_file,
+    tamper,
+    tree,
+)
 
 GOOD = 4
 PTH = b"import os; open(os.path.expanduser('~/pwned'), 'w')\n"
@@ -297,19 +304,8 @@ def test_a_source_index_without_its_tables_is_one_line(site, record_property):
 def read_only_store(tmp_path):
     """A store seen through a read-only mount (a card in a reader), written first elsewhere."""
     store = make_store(tmp_path / "written" / "samples", GOOD)
-    mount = tmp_path / "card"
-    mount.mkdir()
-    mounted = os.geteuid() == 0 and subprocess.run(
-        ["mount", "--bind", "-o", "ro", str(store.parent), str(mount)], capture_output=True).returncode == 0
-    if not mounted:
-        if os.environ.get("CI") == "true":
-            pytest.fail("cannot make a read-only bind mount here (needs root): this test must run in CI")
-        pytest.skip("a read-only bind mount needs root")
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True)  # older mounts ignore ro above
+    with read_only_view(store.parent, tmp_path / "card") as mount:
         yield mount / "samples"
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 @pytest.mark.fault("store on read-only media")
