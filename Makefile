@@ -39,7 +39,7 @@ $(PI_STAMP):
 	@touch $@
 
 demo: $(HOST_STAMP)
-	@$(BIN)/edgekit demo
+	@$(BIN)/edgekit demo $(ARGS)
 
 test: $(HOST_STAMP) $(DEVICE_STAMP)
 	@-$(MAKE) --no-print-directory pi-env || echo "warning: could not build $(PI_VENV); runtime-compatibility tests will skip"
@@ -61,6 +61,7 @@ bench-convert: $(HOST_STAMP)
 
 bench-edge: $(HOST_STAMP)
 	@$(BIN)/python -m edge.bench $(ARGS)
+	@$(BIN)/python -m bench.view $(ARGS)
 
 # Replays of attacks and failures (tests/faults, issue 14): a table per class in bench/results/faults.md.
 bench-faults: $(HOST_STAMP)

@@ -9,6 +9,7 @@ the same frames -> report. Everything goes to one folder (default ./demo), clear
 Example:
     edgekit demo               # about 5 minutes on 2 cores
     edgekit demo --quick       # every step with tiny sizes (a smoke test)
+    edgekit demo --view 8765   # watch the hot swap in a browser: the address is printed at that step
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="first model's preset or spec file (default: baseline)")
     parser.add_argument("--epochs", type=int, help="first model's epochs")
     parser.add_argument("--retrain-epochs", type=int, help="fine-tuning epochs of the retrain")
+    parser.add_argument("--view", metavar="[HOST:]PORT",
+                        help="serve the car's live view during the hot-swap step and print its address "
+                        "(edgekit run --view; docs/edge.md); the replay slows to 10 fps to be watched")
 
 
 def _start_clean(out: Path) -> str:

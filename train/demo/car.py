@@ -107,8 +107,11 @@ class Car:
         return int(found[-1]) if found else 0
 
     def swap_run(self, source: str, name: str, deploy: Callable[[], Any], after_frames: int,
-                 max_fps: float) -> SwapRun:
-        """Run `source` paced at `max_fps`; once `after_frames` results are out, call `deploy` (in a thread)."""
+                 max_fps: float, view: str | None = None, on_view: Callable[[str], None] | None = None) -> SwapRun:
+        """Run `source` paced at `max_fps`; once `after_frames` results are out, call `deploy` (in a thread).
+
+        `view`: `--view [HOST:]PORT` for the runtime; `on_view(url)` is called once its live view is up.
+        """
         out, err = self.logs / f"{name}.jsonl", self.logs / f"{name}.log"
         records: list[dict[str, Any]] = []
         outcome: dict[str, Any] = {}
@@ -124,9 +127,12 @@ class Car:
         worker = threading.Thread(target=deploy_in_background, name="demo-deploy")
         started_at = -1
         with open(out, "w") as copy, open(err, "w") as stderr:
-            process = subprocess.Popen(self._command(source, ["--max-fps", f"{max_fps:g}"]), cwd=self.root,
+            extra = ["--max-fps", f"{max_fps:g}", *(["--view", view] if view else [])]
+            process = subprocess.Popen(self._command(source, extra), cwd=self.root,
                                        stdout=subprocess.PIPE, stderr=stderr, text=True, env=self._env())
             assert process.stdout is not None
+            if view and on_view is not None:
+                threading.Thread(target=_announce_view, args=(err, process, on_view), daemon=True).start()
             for line in process.stdout:
                 copy.write(line)
                 records.append(json.loads(line))
@@ -144,6 +150,16 @@ class Car:
             raise UserError(f"the drive ended after {len(records)} frames, before the deploy could start")
         versions = list(dict.fromkeys(r["model_version"] for r in records))
         return SwapRun(records, started_at, outcome.get("seconds", 0.0), err.read_text(), versions)
+
+
+def _announce_view(log: Path, process: subprocess.Popen, on_view: Callable[[str], None]) -> None:
+    """Call `on_view` with the live view's address once the runtime has written it to its log."""
+    while process.poll() is None:
+        found = re.search(r"live view on (http://\S+)", log.read_text(errors="replace"))
+        if found:
+            on_view(found.group(1))
+            return
+        time.sleep(0.1)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

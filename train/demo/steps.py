@@ -248,7 +248,16 @@ def step_swap(ctx: DemoContext) -> str:
     s, a = ctx.settings, ctx.artifacts
     car: Car = a["car"]
     evaluation = a["eval"]
-    swap = car.swap_run(evaluation["source"], "swap", lambda: _deploy(ctx, a["v2"]), s.swap_after, s.swap_fps)
+    view = getattr(ctx.args, "view", None)
+    # watched: slower, and the deploy waits ~10 s so that there is time to open the page first
+    after, fps = (max(s.swap_after, 100), min(s.swap_fps, 10.0)) if view else (s.swap_after, s.swap_fps)
+
+    def announce(url: str) -> None:
+        print(f"        watch the hot swap live: {url} (the car replays {evaluation['name']} at {fps:g} fps; "
+              f"{a['v2'].version} is deployed after frame {after})", flush=True)
+
+    swap = car.swap_run(evaluation["source"], "swap", lambda: _deploy(ctx, a["v2"]), after, fps,
+                        view=view, on_view=announce)
     at = swap.swap_frame
     old, new = (f"{s.name}:{a[k].version}" for k in ("v1", "v2"))
     if at is None or swap.versions != [old, new]:
@@ -260,7 +269,7 @@ def step_swap(ctx: DemoContext) -> str:
     same = sum(field[int(r["frame"])] == r["label"] for r in swap.records if r["model_version"] == old)
     a["swap"] = swap
     logged_swap = "model swapped" in swap.stderr
-    return (f"one `edgekit run` replaying {evaluation['name']} at {s.swap_fps:g} fps; deploy of {a['v2'].version} "
+    return (f"one `edgekit run` replaying {evaluation['name']} at {fps:g} fps; deploy of {a['v2'].version} "
             f"started after frame {swap.deploy_started_frame} and took {swap.deploy_seconds:.1f} s (copy, verify "
             f"on the car, switch); the runtime {'logged the swap and ' if logged_swap else ''}answered with "
             f"{a['v2'].version} from frame {at} on: {len(swap.records)}/{s.eval_frames} frames, "
