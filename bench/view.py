@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,7 +142,6 @@ def report(result: dict, seconds: float, rounds: int, command: str) -> str:
         "| variant | fps (median) | CPU ms/frame (median) | CPU vs (0) per round | median | goal | stream fps per client |",
         "|---|---|---|---|---|---|---|",
     ]
-    verdicts = {}
     for variant, name in VARIANTS.items():
         fps = statistics.median(r[variant][0] for r in rows)
         cpu = statistics.median(r[variant][1] for r in rows)
@@ -151,13 +149,10 @@ def report(result: dict, seconds: float, rounds: int, command: str) -> str:
         median = statistics.median(ratios)
         goal = {"idle": GOALS["no_client"], "one": GOALS["one_client"]}.get(variant)
         verdict = "" if goal is None else f"<= {goal:.2f} ({'yes' if median <= goal else '**no**'})"
-        if goal is not None:
-            verdicts[variant] = median <= goal
-        received = result["received"][variant]
+        received = result["received"].get(variant)
+        stream = f"{statistics.median(received):.1f}" if received else "-"
         lines.append(f"| {name} | {fps:.1f} | {cpu:.2f} | {', '.join(f'{v:.3f}' for v in ratios)} | {median:.3f} "
-                     f"| {verdict} | {statistics.median(received):.1f} |" if received else
-                     f"| {name} | {fps:.1f} | {cpu:.2f} | {', '.join(f'{v:.3f}' for v in ratios)} | {median:.3f} "
-                     f"| {verdict} | - |")
+                     f"| {verdict} | {stream} |")
     load = result["load"]
     lines += ["", f"Load average (1 min) at the start and after each round: {', '.join(f'{v:.1f}' for v in load)} "
               f"on {os.cpu_count()} CPUs (the host is shared; a round's ratios compare runs made minutes apart "

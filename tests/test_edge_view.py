@@ -6,6 +6,7 @@ import json
 import socket
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import cv2
@@ -287,3 +288,47 @@ def test_picamera2_sends_the_main_stream_to_the_view_only_while_watched(bundle, 
     assert picture.shape == (360, 480, 3)  # main (640x480) scaled to the view's width, not the 64x48 lores
     # the fake's scene is red | green | blue (RGB); the JPEG is B,G,R
     assert picture[200, 60, 2] > 200 and picture[200, 420, 0] > 200
+
+
+# --- the demo's hot swap, watched, and the benchmark's verdicts ------------------------------------
+
+def test_the_demos_hot_swap_prints_the_view_address_and_the_page_sees_the_swap(bundle, tmp_path):
+    from tests.tiny_bundles import point
+    from train.demo.car import Car
+
+    car = Car(tmp_path / "car", drive_size=(96, 72))
+    releases = car.root / "releases"
+    releases.mkdir()
+    for version in ("v0001", "v0002"):
+        write_bundle(releases / version, (bundle / "model.tflite").read_bytes(), version=version)
+    point(car.root / "current", releases / "v0001")
+    urls: list[str] = []
+    seen: list[dict] = []
+
+    def watch(url: str) -> None:
+        urls.append(url)
+        for _ in range(200):  # what a browser would see: the page's figures, until the swap shows
+            seen.append(json.load(urllib.request.urlopen(url + "api/state", timeout=10)))
+            if seen[-1].get("swaps"):
+                return
+            time.sleep(0.05)
+
+    swap = car.swap_run("synthetic:seed=1,frames=150", "swap", lambda: point(car.root / "current", releases / "v0002"),
+                        after_frames=20, max_fps=30, view="127.0.0.1:0", on_view=watch)
+    assert len(urls) == 1 and urls[0].startswith("http://127.0.0.1:")
+    assert swap.versions == ["lights:v0001", "lights:v0002"] and swap.lost_frames == 0
+    assert seen[-1]["swaps"][0]["to"] == "lights:v0002"
+
+
+def test_the_benchmark_report_fails_a_view_that_costs_too_much():
+    from bench.view import report
+
+    def rounds(idle: float, one: float) -> list[dict]:
+        return [{"off": (30.0, 1.0), "idle": (30.0, idle), "one": (30.0, one), "three": (30.0, 1.3)}] * 3
+
+    cheap = report({"rounds": rounds(1.01, 1.10), "received": {"one": [10.0], "three": [9.0]}, "load": [1.0]},
+                   20, 3, "test")
+    costly = report({"rounds": rounds(1.05, 1.30), "received": {"one": [10.0], "three": [9.0]}, "load": [1.0]},
+                    20, 3, "test")
+    assert cheap.count("(yes)") == 2 and "**no**" not in cheap
+    assert costly.count("**no**") == 2
