@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve = p
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8321)
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a name the page may be opened by besides localhost and IP addresses "
+                        "(DNS-rebinding check; repeat for several)")
 
     p = sub.add_parser("auto", help="accept predictions above a confidence (or the recorded truth, for demos)")
     p.add_argument("store", type=Path)
@@ -97,7 +100,7 @@ def _serve(source, args: argparse.Namespace) -> int:
         raise MissingExtraError("label serve", "flask")
     from train.labeling.web import create_app
 
-    app = create_app(source, _classes(args.classes))
+    app = create_app(source, _classes(args.classes), allowed_hosts=args.allow_host)
     print(f"labeling {len(source.samples())} samples of {source.root}: open http://{args.host}:{args.port}/ "
           f"(decisions go to {source.labels_db}; Ctrl-C to stop)")
     app.run(host=args.host, port=args.port, debug=False, use_reloader=False)
