@@ -33,6 +33,7 @@ class Frame:
         monotonic: capture time on `time.monotonic()`, for latency.
         truth: ground-truth label when the source knows it (synthetic drives).
         order: "rgb" or "bgr", how `pixels` lie in memory.
+        file: the image file it came from, relative to the source's folder (image folders).
         main: a larger B,G,R picture of the same moment, for people only (picamera2's main stream
             while the model reads its lores stream and the live view has a viewer); else None.
 
@@ -48,6 +49,7 @@ class Frame:
     monotonic: float
     truth: str | None = None
     order: str = "rgb"
+    file: str | None = None
     main: np.ndarray | None = None
 
     def __post_init__(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -77,22 +78,43 @@ def test_video_frames_reuse_a_buffer_once_nothing_holds_it_and_never_before(tmp_
     assert np.abs(cv2.cvtColor(view, cv2.COLOR_BGR2RGB).astype(int) - expected[1][:8]).mean() < 4
 
 
-def test_image_folder_is_sorted_and_a_bad_file_costs_one_failure(tmp_path):
+def test_image_folder_is_sorted_and_a_bad_file_is_skipped_and_counted(tmp_path):
     for name, red in (("b.png", 20), ("a.png", 10), ("c.png", 30)):
         image = np.full((4, 4, 3), (red, 0, 0), np.uint8)
         cv2.imwrite(str(tmp_path / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     (tmp_path / "b2.jpg").write_bytes(b"not a jpeg")
     (tmp_path / "notes.txt").write_text("ignored")
-    source = ResilientSource(ImageFolderSource(tmp_path), Backoff(max_failures=2, initial=0.001))
-    reds = []
+    folder = ImageFolderSource(tmp_path)
+    source = ResilientSource(folder, Backoff(max_failures=1, initial=10))
+    frames = []
     while (frame := source.read()) is not None:
-        reds.append(int(frame.image[0, 0, 0]))
-    assert reds == [10, 20, 30]
-    assert source.reopens == 1
+        frames.append(frame)
+    assert [int(f.image[0, 0, 0]) for f in frames] == [10, 20, 30]
+    assert [f.index for f in frames] == [0, 1, 2] and [f.file for f in frames] == ["a.png", "b.png", "c.png"]
+    assert source.reopens == 0 and folder.counters() == {"source_skipped": 1}  # no back-off for a file
+
+
+def _write_class_folders(root: Path) -> None:
+    for rel, red in (("red/001.png", 200), ("green/002.png", 0), ("green/night/003.png", 5),
+                     ("test/yellow/004.png", 100)):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / rel), np.full((4, 4, 3), (0, 0, red), np.uint8))
+    (root / ".thumbs").mkdir()
+    cv2.imwrite(str(root / ".thumbs" / "x.png"), np.zeros((4, 4, 3), np.uint8))
+
+
+def test_image_folder_reads_class_folders_recursively_with_truth_and_file(tmp_path):
+    """Issue 13.5: `--source DIR` on DIR/<class>/*.jpg said `no images in DIR`."""
+    _write_class_folders(tmp_path)
+    frames = _drain(ImageFolderSource(tmp_path))
+    assert [(f.file, f.truth) for f in frames] == [("green/002.png", "green"), ("green/night/003.png", "green"),
+                                                   ("red/001.png", "red"), ("test/yellow/004.png", "yellow")]
 
 
 def test_empty_folder_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="no images"):
+    (tmp_path / "red").mkdir()
+    (tmp_path / "red" / "notes.txt").write_text("no images here")
+    with pytest.raises(UserError, match="no images in .* or its subfolders"):
         ImageFolderSource(tmp_path)
 
 
@@ -197,3 +219,22 @@ def test_file_replay_processes_every_frame_even_with_a_slow_model(tmp_path):
         time.sleep(0.005)
     capture.join()
     assert taken == list(range(25)) and capture.skipped == 0
+
+
+def test_run_on_class_folders_carries_truth_and_file_into_json_lines_and_the_sample_log(tmp_path):
+    """Issue 13.5 through `edgekit run`: every JSON line names its file and class; logged samples keep the truth."""
+    from edge.samplelog.store import SampleStore
+    from tests.conftest import run_edgekit
+    from tests.tiny_bundles import float_tflite, write_bundle
+
+    bundle = write_bundle(tmp_path / "bundle", float_tflite())
+    _write_class_folders(tmp_path / "photos")
+    result = run_edgekit("run", "--bundle", str(bundle), "--source", str(tmp_path / "photos"),
+                         "--log-dir", str(tmp_path / "log"), "--log-random", "1", check=True)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(line["file"], line["truth"]) for line in lines] == [
+        ("green/002.png", "green"), ("green/night/003.png", "green"), ("red/001.png", "red"),
+        ("test/yellow/004.png", "yellow")]
+    with SampleStore(tmp_path / "log") as store:
+        truths = sorted(row["truth"] for row in store.rows())
+    assert truths == ["green", "green", "red", "yellow"]

@@ -36,7 +36,7 @@ def make_result(probabilities: np.ndarray, labels: list[str], frame: Frame, top_
         top_k=[(labels[int(i)], float(probabilities[int(i)])) for i in order],
         latency_ms=(time.monotonic() - frame.monotonic) * 1000, inference_ms=inference_ms,
         model_version=version,
-        extra={"truth": frame.truth} if frame.truth is not None else {},
+        extra={key: value for key, value in (("truth", frame.truth), ("file", frame.file)) if value is not None},
     )
 
 
@@ -111,6 +111,7 @@ class Runtime:
         view = {f"view.{key}": value for key, value in self.view.stats().items()} if self.view else {}
         return dict(frames=self.stats.frames, skipped=self.capture.skipped, reopens=self.source.reopens,
                     swaps=self.watcher.swaps, swaps_refused=self.watcher.rejected, model=self.current.version,
+                    **getattr(self.source.source, "counters", dict)(),
                     peak_rss_mb=peak_rss_mb(), **collect_stats(self.parts), **self.part_guard.stats(self.parts),
                     **view)
 

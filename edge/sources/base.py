@@ -49,6 +49,8 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def make_frame(pixels: np.ndarray, index: int, truth: str | None = None, order: str = "rgb") -> Frame:
+def make_frame(pixels: np.ndarray, index: int, truth: str | None = None, order: str = "rgb",
+               file: str | None = None) -> Frame:
     """A frame stamped now, on both clocks (`order`: how the pixels lie, "rgb" or "bgr")."""
-    return Frame(pixels, timestamp=time.time(), index=index, monotonic=time.monotonic(), truth=truth, order=order)
+    return Frame(pixels, timestamp=time.time(), index=index, monotonic=time.monotonic(), truth=truth, order=order,
+                 file=file)

@@ -157,3 +157,52 @@ def test_zip_members_with_absolute_paths_or_dotdot_are_reported_not_used(tmp_pat
     assert reasons == {"photos.zip:/etc/evil.jpg": "unsafe path in archive (absolute): skipped",
                        "photos.zip:go/../../escape.jpg": "unsafe path in archive (contains '..'): skipped"}
     assert report.seen == 8
+
+
+# --- the image-folder source (issue 14.9) ------------------------------------------------------
+
+
+def _frames_folder(root: Path, good: int, bad: int) -> Path:
+    """good + bad PNG files, the bad ones spread over the folder."""
+    import cv2
+    import numpy as np
+
+    root.mkdir(parents=True)
+    total = good + bad
+    damaged = {3 + k * (total // bad) for k in range(bad)} if bad else set()
+    for i in range(total):
+        path = root / f"{i:04d}.png"
+        if i in damaged:
+            path.write_bytes(b"\x89PNG damaged")
+        else:
+            cv2.imwrite(str(path), np.full((8, 8, 3), i % 256, np.uint8))
+    return root
+
+
+@pytest.mark.fault("source: unreadable files in an image folder")
+def test_run_on_a_folder_with_unreadable_files_reads_every_good_frame(tmp_path):
+    bundle = write_bundle(tmp_path / "bundle", float_tflite())
+    folder = _frames_folder(tmp_path / "frames", good=94, bad=6)
+    result = run_edgekit("run", "--bundle", str(bundle), "--source", str(folder), "--quiet")
+    assert result.returncode == 0, result.stderr
+    final = [line for line in result.stderr.splitlines() if line.startswith("stats ")][-1]
+    assert " frames=94 " in final and " source_skipped=6 " in final and " reopens=0 " in final, final
+    assert result.stderr.count("skipped ") >= 6 and "Traceback" not in result.stderr
+
+
+@pytest.mark.fault("source: image files vanish mid-run")
+def test_files_that_vanish_mid_run_are_skipped(tmp_path):
+    from edge.sources import Backoff, ResilientSource
+    from edge.sources.image_folder import ImageFolderSource
+
+    folder = tmp_path / "frames"
+    _frames_folder(folder / "red", good=20, bad=0)
+    inner = ImageFolderSource(folder)
+    source = ResilientSource(inner, Backoff(max_failures=1, initial=30))
+    first = source.read()
+    for i in range(5, 15):  # another process empties part of the folder while the car replays it
+        (folder / "red" / f"{i:04d}.png").unlink()
+    rest = []
+    while (frame := source.read()) is not None:
+        rest.append(frame.file)
+    assert first.file == "red/0000.png" and len(rest) == 9 and inner.skipped == 10 and source.reopens == 0
