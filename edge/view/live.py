@@ -32,6 +32,7 @@ from edge.frame import Frame, Result
 from edge.parts import yield_cpu_to_inference
 from edge.preprocess import roi_pixels
 from edge.view.guard import Guard, new_token
+from edge.view.server import ViewServer
 from edge.view.settings import ViewSettings
 
 log = logging.getLogger("edge.view")
@@ -89,6 +90,16 @@ def encode_jpeg(picture: np.ndarray, quality: int) -> bytes:
     return data.tobytes()
 
 
+def _copy(items: deque) -> tuple:
+    """A copy of a deque another thread appends to (a copy can meet an append where the GIL is optional)."""
+    for _ in range(10):
+        try:
+            return tuple(items)
+        except RuntimeError:  # deque mutated during iteration
+            continue
+    return ()
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
 
@@ -103,8 +114,6 @@ class LiveView:
     """
 
     def __init__(self, settings: ViewSettings, counters: Callable[[], dict[str, Any]]) -> None:
-        from edge.view.server import ViewServer
-
         self.settings = settings
         self.counters = counters
         self.token = settings.token or new_token()
@@ -305,7 +314,7 @@ class LiveView:
     def state(self) -> dict[str, Any]:
         """Everything the page shows, as JSON-ready values (also /api/state)."""
         now = time.monotonic()
-        recent = [item for item in tuple(self._done) if now - item[0] <= FIGURES_WINDOW_S]
+        recent = [item for item in _copy(self._done) if now - item[0] <= FIGURES_WINDOW_S]
         latencies = [latency for _, latency in recent]
         span = recent[-1][0] - recent[0][0] if len(recent) > 1 else 0.0
         newest = self._newest
