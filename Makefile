@@ -11,7 +11,7 @@ PI_VENV := .venv-pi214
 PI_STAMP := $(PI_VENV)/.installed-pi
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: demo test lint env device-env pi-env browser bench-data bench-train bench-convert bench-edge bench-faults clean
+.PHONY: demo test lint env device-env pi-env car-rootfs browser bench-data bench-train bench-convert bench-edge bench-faults clean
 
 env: $(HOST_STAMP)
 
@@ -44,8 +44,20 @@ demo: $(HOST_STAMP)
 test: $(HOST_STAMP) $(DEVICE_STAMP)
 	@-$(MAKE) --no-print-directory pi-env || echo "warning: could not build $(PI_VENV); runtime-compatibility tests will skip"
 	@-$(MAKE) --no-print-directory browser
+	@$(MAKE) --no-print-directory car-rootfs-for-tests
 	@$(BIN)/ruff check edge train convert tests
 	@$(BIN)/pytest -n 2 --timeout 600 -q
+
+# The emulated car: arm64 Debian Bookworm (Raspberry Pi OS's base) under qemu-user, with the README's
+# venvs for both interpreters (tests/car/rootfs.py). Built once (about 6-10 min), cached in ~/.cache/edgekit.
+car-rootfs:
+	@$(PYTHON) -m tests.car.rootfs
+
+# Before pytest, so the build's time shows apart from the tests'. Not root: tests/car skips (fails if CI=true).
+car-rootfs-for-tests:
+	@if [ "$$(id -u)" != 0 ]; then echo "warning: not root: the emulated-car tests (tests/car) will skip"; \
+	elif ! $(PYTHON) -m tests.car.rootfs >/dev/null; then \
+	  if [ "$$CI" = true ]; then exit 1; else echo "warning: no emulated car: tests/car will skip"; fi; fi
 
 lint: $(HOST_STAMP)
 	@$(BIN)/ruff check edge train convert tests
