@@ -11,7 +11,7 @@ PI_VENV := .venv-pi214
 PI_STAMP := $(PI_VENV)/.installed-pi
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: demo test lint env device-env pi-env car-rootfs browser bench-data bench-train bench-convert bench-edge bench-faults clean
+.PHONY: demo test lint env device-env pi-env car-rootfs browser bench-data bench-train bench-convert bench-edge bench-faults bench-small clean
 
 env: $(HOST_STAMP)
 
@@ -74,6 +74,10 @@ bench-convert: $(HOST_STAMP)
 bench-edge: $(HOST_STAMP)
 	@$(BIN)/python -m edge.bench $(ARGS)
 	@$(BIN)/python -m bench.view $(ARGS)
+
+# issue 12: the car default on small, imbalanced CIFAR-10 subsets and the synthetic set (resumable; hours on 2 cores)
+bench-small: $(HOST_STAMP)
+	@nice -n 10 $(BIN)/python -m bench.small_data $(ARGS)
 
 # Replays of attacks and failures (tests/faults, issue 14): a table per class in bench/results/faults.md.
 bench-faults: $(HOST_STAMP)

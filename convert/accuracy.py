@@ -97,6 +97,20 @@ def gate_failures(report: dict[str, Any], max_drop: float, max_class_drop: float
     return failures
 
 
+def absolute_gate(report: dict[str, Any], min_class_images: int, force: bool) -> dict[str, Any]:
+    """The absolute gate on the converted model (what ships): better than always answering the
+    majority class, no class with >= min_class_images images at 0 recall (edge.metrics).
+    `refused` holds the failures that stop the bundle (none when forced)."""
+    from edge.metrics import absolute_failures, absolute_thresholds, scores_from_confusion
+
+    names = list(report["per_class"])
+    shipped = scores_from_confusion(report["confusion_tflite"], names)
+    failures = absolute_failures(shipped, min_class_images)
+    return {**absolute_thresholds(shipped, min_class_images), "accuracy": round(shipped.accuracy, 6),
+            "passed": not failures, "failures": failures, "forced": bool(force and failures),
+            "refused": [] if force else [f"absolute gate: {f} (--force writes the bundle anyway)" for f in failures]}
+
+
 def latency(flatbuffer: bytes, sample: np.ndarray, runs: int = 200) -> dict[str, Any]:
     """Per-frame latency (ms) p50/p99 with 1 thread and with all cores, same interpreter as the car."""
     result: dict[str, Any] = {}

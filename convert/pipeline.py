@@ -66,6 +66,8 @@ class ConvertOptions:
     golden_count: int = 16  # raised to the number of classes (one per class at least)
     latency_runs: int = 200
     seed: int = 0
+    force: bool = False  # write a bundle the absolute gate refuses (the manifest records it)
+    min_class_images: int = 5  # absolute gate: a class with this many images may not have 0 recall
 
 
 @dataclass
@@ -263,17 +265,19 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
         if mode == "int8":
             check_full_integer(flatbuffer)
         tflite = TFLiteModel(flatbuffer)
-        report = failures = None
+        report = failures = absolute = None
         if options.accuracy_check:
             tflite_probs = acc.tflite_probabilities(tflite, eval_images, mode)
             report = acc.compare(keras_probs, tflite_probs, eval_labels, class_names)
             report["split"] = split
             failures = acc.gate_failures(report, options.max_drop, options.max_class_drop)
+            absolute = report["absolute"] = acc.absolute_gate(report, options.min_class_images, options.force)
         golden_inputs, golden_outputs, selection = choose_golden(tflite, pool, options.golden_count)
         latency = acc.latency(flatbuffer, golden_inputs, options.latency_runs)
         result = ModeResult(mode=mode, size_bytes=len(flatbuffer), size_ratio=round(len(flatbuffer) / len(float32_flatbuffer), 4),
                             accuracy=report, latency=latency,
-                            gate_failures=(failures or []) if options.gate else [], runtime=[])
+                            gate_failures=((failures or []) if options.gate else [])
+                            + (absolute["refused"] if absolute else []), runtime=[])
         manifest = {
             "format_version": FORMAT_VERSION,
             "name": name,
@@ -293,7 +297,8 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
             "gate": {"enabled": options.gate and options.accuracy_check, "max_drop": options.max_drop,
                      "max_class_drop": options.max_class_drop,
                      "skipped": not (options.gate and options.accuracy_check),
-                     "passed": None if failures is None else not failures, "failures": failures or []},
+                     "passed": None if failures is None else not failures, "failures": failures or [],
+                     "absolute": absolute},
             "latency_ms": latency,
             "tools": _tool_versions(tflite),
             "lineage": lineage,

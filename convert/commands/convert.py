@@ -36,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--max-class-drop", type=float, default=3.0, help="max accuracy drop of any class in points")
     check.add_argument("--no-gate", dest="gate", action="store_false",
                        help="write bundles even when a gate fails (recorded in the manifest)")
+    check.add_argument("--force", action="store_true",
+                       help="write the bundle even if the absolute gate refuses it (no better than the majority "
+                            "class, or a class never found); the manifest records it")
+    check.add_argument("--min-class-images", type=int, default=5,
+                       help="absolute gate: a class with at least this many images may not have 0 recall (default 5)")
     check.add_argument("--check-runtime", action="append", default=[], metavar="PYTHON",
                        help="also load and run the model with this Python (repeatable), e.g. .venv-pi214/bin/python")
     check.add_argument("--report", type=Path, help="write every mode's figures (also failed ones) to this JSON file")
@@ -59,6 +64,12 @@ def _print_result(result) -> None:  # noqa: ANN001 - ModeResult, imported lazily
     lat = list(result.latency.values())
     print("   latency: " + ", ".join(f"{v['threads']} thread(s) p50 {v['p50_ms']:.3f} ms p99 {v['p99_ms']:.3f} ms"
                                     for v in lat))
+    absolute = (result.accuracy or {}).get("absolute") or {}
+    if absolute:
+        print(f"   absolute gate: tflite accuracy {absolute['accuracy'] * 100:.2f}% (95% lower bound "
+              f"{absolute['accuracy_lower_bound'] * 100:.2f}%) must beat always '{absolute['majority_class']}' "
+              f"{absolute['majority_share'] * 100:.2f}%; no class with >= {absolute['min_class_images']} images at 0 recall: "
+              + ("passed" if absolute["passed"] else "FORCED past it (--force)" if absolute["forced"] else "refused"))
     for failure in result.gate_failures:
         print(f"   GATE FAILED: {failure}")
     if result.bundle:
@@ -77,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         max_drop=args.max_drop, max_class_drop=args.max_class_drop, check_runtime=args.check_runtime,
         out=args.out, archive=args.archive, overwrite=args.overwrite, name=args.name,
         version=args.bundle_version, input_scale=args.input_scale, latency_runs=args.latency_runs,
+        force=args.force, min_class_images=args.min_class_images,
     )
     results = convert(options)
     for result in results:

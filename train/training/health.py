@@ -56,11 +56,14 @@ def advice(val: Scores, findings: list[dict[str, Any]], mode: dict[str, Any], re
                 f"{recipe.bn_momentum if recipe.bn_momentum is not None else 0.99}). Fix: use the car default "
                 "(`edgekit train DATA --split S`, no --batch-size/--epochs: it sizes batch and steps from the data "
                 "and uses momentum 0.9), or give a smaller --batch-size and more --epochs.")
-    return (f"COLLAPSED: {what}. The model did not learn to tell the classes apart. Likely causes: too few steps "
-            f"({steps} at batch {recipe.batch_size}) or a learning rate that is too high ({recipe.learning_rate}), "
-            "too few images of a class, or labels that do not match the images. Fix: the car default "
-            "(`edgekit train DATA --split S` with no options), --class-weights for rare classes, more images of "
-            "the classes never found, and `edgekit audit` to check the labels.")
+    small = val.images < 200 and [f["kind"] for f in findings] == ["not-above-majority"]
+    return (f"COLLAPSED: {what}. The model did not learn to tell the classes apart"
+            + (f" - or the {val.images} validation images are too few to show it did" if small else "")
+            + f". Likely causes: too few steps ({steps} at batch {recipe.batch_size}), a learning rate that is too "
+            f"high ({recipe.learning_rate}), too few images of a class, or labels that do not match the images. "
+            "Fix: the car default (`edgekit train DATA --split S` with no options) if you chose the recipe yourself, "
+            "--class-weights for rare classes, more images (of the classes never found, and for validation), and "
+            "`edgekit audit` to check the labels.")
 
 
 def check_model(model: Any, images: np.ndarray, labels: np.ndarray, indices: dict[str, np.ndarray],

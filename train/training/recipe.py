@@ -28,9 +28,9 @@ import math
 from dataclasses import replace
 from typing import Any
 
-MIN_STEPS = 1500
+MIN_STEPS = 1000
 MIN_EPOCHS = 15
-MAX_EPOCHS = 150
+MAX_EPOCHS = 100
 BASE_LR, BASE_BATCH = 0.003, 128
 BN_MOMENTUM = 0.9
 IMBALANCE_FOR_WEIGHTS = 3.0

@@ -1,0 +1,214 @@
+"""`make bench-small`: does the car default learn at every size, and does the collapse check tell?
+
+    python -m bench.small_data                      # everything; resumes from runs/bench-small/
+    python -m bench.small_data --rows c3-n300-bal synthetic --seeds 1
+
+Rows: CIFAR-10 subsets (bench/small_sets.py: 3 and 10 classes; ~300, 1,000, 3,000 training
+images; balanced and 1:20) and the synthetic set. Per row:
+
+- the car default (`edgekit train DATA --split S`, no options: car-small with the recipe sized from
+  the data), seeds 1-3;
+- the ten chapter presets, 5 epochs, batch 32, Adam 0.001, seed 1; "best" = the highest test accuracy;
+- a plain Keras script of <= 50 lines (bench/small_plain.py), seeds 1-3.
+
+Accuracy is on each row's test set (up to 2,000 images, the row's class shares). Collapse truth:
+edge.metrics.collapse_findings on the test set (big enough to judge); the check under test is
+the one every training run makes on its validation set (summary.json "health").
+
+Work is ordered so that partial results are useful: every row's first seed and presets first,
+smallest rows first, then the other seeds. Each run's folder (or JSON) is its cache: a rerun
+skips what finished, and results are rewritten after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.small_sets import ROOT, build, build_synthetic, family
+
+RUNS = ROOT / "runs" / "bench-small"
+RESULTS = ROOT / "bench" / "results"
+PRESET_SETTINGS = {"epochs": 5, "batch_size": 32, "optimizer": "adam", "learning_rate": 1e-3}
+
+
+def rows() -> list[tuple[str, Any]]:
+    """(name, SetSpec or None for synthetic), smallest first."""
+    specs = sorted(family(), key=lambda s: (s.train, len(s.classes), s.ratio))
+    ordered = [(s.name, s) for s in specs if s.train <= 1000] + [("synthetic", None)]
+    return ordered + [(s.name, s) for s in specs if s.train > 1000]
+
+
+def data_for(name: str, spec: Any) -> tuple[Path, Path]:
+    folder = RUNS / "data"
+    return build_synthetic(folder) if spec is None else build(spec, folder)
+
+
+def finished(path: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("status", "completed") in ("completed", "early-stopped") else None
+
+
+def train_run(kind: str, row: str, model: str, seed: int, data: Path, split: Path) -> dict[str, Any]:
+    """One edgekit training run (cached in its run folder)."""
+    from train.models import PRESETS
+    from train.training import TrainConfig, train
+
+    out = RUNS / row / kind / (model if kind == "preset" else "") / f"seed-{seed}"
+    cached = finished(out / "summary.json")
+    if cached:
+        return cached
+    settings = ({k: v for k, v in PRESETS["car-small"]["recipe"].items()} if kind == "default" else PRESET_SETTINGS)
+    config = TrainConfig(dataset=str(data), split_file=str(split), model=model, out=str(out), seed=seed,
+                         verbose=0, **settings)
+    return train(config).summary
+
+
+def plain_run(row: str, seed: int, data: Path, split: Path) -> dict[str, Any]:
+    out = RUNS / row / "plain" / f"seed-{seed}.json"
+    cached = finished(out)
+    if cached:
+        return cached
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "bench" / "small_plain.py"), str(data), str(split), str(seed),
+                    str(out)], check=True, cwd=ROOT)
+    result = json.loads(out.read_text())
+    result["training_time_s"] = round(time.perf_counter() - start, 1)
+    out.write_text(json.dumps(result))
+    return result
+
+
+def collapse_truth(summary: dict[str, Any]) -> bool:
+    """Did the run collapse, judged on its (large) test set?"""
+    from edge.metrics import collapse_findings, scores_from_confusion
+
+    test = summary["test_scores"]
+    return bool(collapse_findings(scores_from_confusion(test["confusion"], test["class_names"])))
+
+
+def plain_scores(result: dict[str, Any]) -> dict[str, Any]:
+    from edge.metrics import scores
+
+    return scores(result["test_labels"], result["test_predicted"], result["class_names"]).to_dict()
+
+
+def write_results(done: dict[str, dict[str, Any]], seeds: list[int], started: float, out: Path) -> Path:
+    """bench/results/small-data.md (+ .json) from every finished run."""
+    lines = ["# Small data: the car default against the chapter presets and a plain Keras script", "",
+             "`make bench-small` (bench/small_data.py). Test accuracy in percent on each row's test set; "
+             f"default = car-small with the data-sized recipe, seeds {seeds}; best preset = the highest test accuracy "
+             "of the ten chapter presets (5 epochs, batch 32, seed 1); plain = bench/small_plain.py (seeds as the "
+             "default). `gap` = default mean - best preset. Collapse: test-set truth vs the training run's own "
+             "validation check.", "",
+             "| row | train imgs | majority | default (mean ± sd, n) | best preset | plain (mean ± sd, n) | gap | "
+             "default collapsed (check fired) | default time (s) |", "|---" * 9 + "|"]
+    check = {"collapsed_and_fired": 0, "collapsed_not_fired": 0, "healthy_fired": 0, "healthy_quiet": 0}
+    missed, false_alarms = [], []
+    for row, entry in done.items():
+        default = [s for s in entry["default"] if s]
+        presets = {m: s for m, s in entry["presets"].items() if s}
+        plain = [p for p in entry["plain"] if p]
+        for kind, runs in (("default", {f"seed-{i + 1}": s for i, s in enumerate(entry["default"])}),
+                           ("preset", presets)):
+            for name, summary in runs.items():
+                if not summary:
+                    continue
+                truth, fired = collapse_truth(summary), bool(summary["health"]["collapsed"])
+                key = f"{'collapsed' if truth else 'healthy'}_{'fired' if fired else ('not_fired' if truth else 'quiet')}"
+                check[key] += 1
+                label = f"{row} {kind} {name}: test {summary['test_scores']['accuracy'] * 100:.1f}%"
+                if truth and not fired:
+                    missed.append(label)
+                if fired and not truth:
+                    false_alarms.append(label + " - " + "; ".join(f["kind"] for f in summary["health"]["findings"]))
+
+        def stat(values: list[float]) -> str:
+            if not values:
+                return "-"
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.fmean(values):.1f} ± {sd:.1f} ({len(values)})"
+
+        d_acc = [s["test_scores"]["accuracy"] * 100 for s in default]
+        p_acc = [p["test_accuracy"] * 100 for p in plain]
+        best = max(presets.items(), key=lambda kv: kv[1]["test_scores"]["accuracy"]) if presets else None
+        best_acc = best[1]["test_scores"]["accuracy"] * 100 if best else None
+        gap = (statistics.fmean(d_acc) - best_acc) if d_acc and best_acc is not None else None
+        collapsed = sum(collapse_truth(s) for s in default)
+        fired = sum(bool(s["health"]["collapsed"]) for s in default)
+        first = default[0] if default else (next(iter(presets.values())) if presets else None)
+        majority = f"{first['test_scores']['majority_share'] * 100:.1f}" if first else "-"
+        lines.append(f"| {row} | {entry['train_images']} | {majority} | {stat(d_acc)} | "
+                     + (f"{best_acc:.1f} ({best[0]}, {len(presets)}/10)" if best else "-")
+                     + f" | {stat(p_acc)} | {'-' if gap is None else f'{gap:+.1f}'} | {collapsed}/{len(default)} "
+                     f"({fired}/{len(default)}) | "
+                     + (f"{statistics.fmean(s['training_time_s'] for s in default):.0f}" if default else "-") + " |")
+    lines += ["", "## The collapse check (every finished default and preset run)", "",
+              f"- collapsed on test, check fired on val: {check['collapsed_and_fired']}",
+              f"- collapsed on test, check silent (missed): {check['collapsed_not_fired']}",
+              f"- healthy on test, check fired (false alarm): {check['healthy_fired']}",
+              f"- healthy on test, check silent: {check['healthy_quiet']}", ""]
+    lines += [f"  - missed: {m}" for m in missed] + [f"  - false alarm: {f}" for f in false_alarms]
+    lines += ["", f"Host: {platform.machine()}, Python {platform.python_version()}; wall time of this invocation "
+              f"{(time.time() - started) / 60:.0f} min (the machine is shared: times are noisy)."]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "small-data.md"
+    path.write_text("\n".join(lines) + "\n")
+    (out / "small-data.json").write_text(json.dumps({"check": check, "missed": missed, "false_alarms": false_alarms,
+                                                     "rows": {r: {k: v for k, v in e.items()} for r, e in done.items()}},
+                                                    indent=1, default=str) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from train.models import CHAPTER_PRESETS
+
+    parser = argparse.ArgumentParser(prog="python -m bench.small_data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", nargs="+", help="row names (default: all, smallest first)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--presets", nargs="+", default=CHAPTER_PRESETS)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    chosen = [(n, s) for n, s in rows() if not args.rows or n in args.rows]
+    started = time.time()
+    done: dict[str, dict[str, Any]] = {}
+    for name, spec in chosen:  # data first (cheap), so every row can be listed
+        data, split = data_for(name, spec)
+        counts = json.loads(split.read_text())["info"]["counts"]
+        done[name] = {"data": (data, split), "train_images": int(sum(counts["train"])),
+                      "default": [None] * len(args.seeds), "presets": {p: None for p in args.presets},
+                      "plain": [None] * len(args.seeds)}
+    passes = [(args.seeds[:1], True), (args.seeds[1:], False)]
+    for seeds, with_presets in passes:
+        for name, _ in chosen:
+            entry = done[name]
+            data, split = entry["data"]
+            for seed in seeds:
+                index = args.seeds.index(seed)
+                entry["default"][index] = train_run("default", name, "car-small", seed, data, split)
+                print(f"{name} default seed {seed}: test {entry['default'][index]['test_scores']['accuracy']:.4f}",
+                      flush=True)
+                write_results(done, args.seeds, started, args.results)
+                entry["plain"][index] = plain_run(name, seed, data, split)
+                write_results(done, args.seeds, started, args.results)
+            if with_presets:
+                for preset in args.presets:
+                    entry["presets"][preset] = train_run("preset", name, preset, 1, data, split)
+                write_results(done, args.seeds, started, args.results)
+    print(f"results: {write_results(done, args.seeds, started, args.results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
