@@ -195,6 +195,37 @@ def test_a_stalled_disk_never_stalls_the_frames(tmp_path):
     assert logger.written >= 4
 
 
+def test_a_replayed_source_waits_for_a_stalled_disk_and_loses_nothing(tmp_path):
+    """Issue 13.4: a non-live source applies back-pressure instead of dropping samples."""
+    from edge.samplelog.logger import SampleLogger
+
+    logger = SampleLogger(tmp_path / "s", LogPolicy(random_rate=1.0), LABELS, queue_size=1, wait_when_full=True)
+    slow_add = logger.store.add
+
+    def stalled(*args, **kwargs):
+        time.sleep(0.02)
+        return slow_add(*args, **kwargs)
+
+    logger.store.add = stalled
+    for index in range(30):
+        logger.on_result(make_frame(index), None, make_result(index))
+    logger.shutdown()
+    assert logger.dropped == 0 and logger.written == 30
+
+
+def test_run_on_a_replayed_drive_logs_every_admitted_frame(tmp_path):
+    """`edgekit run` on a non-live source: log.logged == frames, log.log_dropped == 0 (was 36 / 185)."""
+    from tests.conftest import run_edgekit
+    from tests.tiny_bundles import float_tflite, write_bundle
+
+    bundle = write_bundle(tmp_path / "bundle", float_tflite())
+    result = run_edgekit("run", "--bundle", str(bundle), "--source", "synthetic:seed=1,frames=120", "--size",
+                         "960x540", "--quiet", "--log-dir", str(tmp_path / "log"), "--log-random", "1",
+                         "--log-format", "png", "--log-queue", "1", check=True)
+    final = [line for line in result.stderr.splitlines() if line.startswith("stats ")][-1]
+    assert " log.logged=120 " in final and " log.log_dropped=0 " in final, final
+
+
 def test_flags_and_toml_table_merge_into_typed_options(tmp_path):
     import argparse
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     merge_flags(args, config.parts)
     runtime = Runtime(config)
     context = RunContext(bundle=config.bundle, source=config.source, loaded=runtime.current,
-                         threads=config.interpreter_threads)
+                         threads=config.interpreter_threads, live=runtime.capture.latest_only)
     with stop_on_signals(runtime.stop_event):
         runtime.parts = build_parts(config.parts, context)
         runtime.run()

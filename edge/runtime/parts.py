@@ -43,6 +43,7 @@ class RunContext:
     source: str
     loaded: Any
     threads: int | None = None
+    live: bool = True  # False when every frame is processed (file, folder, synthetic): parts may wait
 
     @property
     def labels(self) -> list[str]:

@@ -33,7 +33,9 @@ OPTIONS: dict[str, tuple[str, Any, str]] = {
     "roi_only": ("--log-roi-only", bool, "store only the region of interest, not the full frame"),
     "max_bytes": ("--log-max-bytes", str, "quota of the store on disk, e.g. 8G; the oldest random samples go first"),
     "min_free": ("--log-min-free", str, "free space to leave on the filesystem, e.g. 500M"),
-    "queue": ("--log-queue", int, "samples waiting for the disk before new ones are dropped (default 8)"),
+    "queue": ("--log-queue", int, "samples waiting for the disk (default 8); when full, a live source "
+                                  "(camera, stream, --realtime) drops new ones (log.log_dropped), a file, "
+                                  "folder or synthetic source waits for the writer and loses none"),
     "seed": ("--log-seed", int, "seed of the random policy"),
     "session": ("--log-session", str, "session id of this run (default: UTC time + random suffix); "
                 "the host splits by session, so give each continuous run its own id"),

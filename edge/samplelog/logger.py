@@ -1,8 +1,10 @@
 """The sample logger: a runtime Part that keeps the frames worth learning from.
 
 `on_result` (inference thread) decides cheaply and hands the frame to a writer
-thread through a bounded queue; when the queue is full the sample is dropped
-and counted, never waited for. The writer encodes, makes room (quota and free
+thread through a bounded queue. When the queue is full, a live source (camera,
+stream) drops the sample and counts it, never waiting; a replayed source (video
+file, image folder, synthetic drive: `wait_when_full`) waits for the writer, so a
+replay loses nothing. The writer encodes, makes room (quota and free
 space floor, by eviction), writes crash-safely, and pauses on a full or
 read-only disk with one warning, retrying until space returns.
 
@@ -75,6 +77,8 @@ class SampleLogger:
         model_version, training_distribution: recorded in the session row.
         reconcile_force: allow reconciliation to remove more than half the store.
         retry_s: how long logging stays paused after a disk error before trying again.
+        wait_when_full: block the caller while the queue is full instead of dropping the sample
+            (for sources that are not live: nothing is lost, the replay just slows down).
     """
 
     name = "log"
@@ -84,7 +88,7 @@ class SampleLogger:
                  roi_only: bool = False, fmt: str = "jpeg", quality: int = 90,
                  max_bytes: int | None = None, min_free: int | None = None, queue_size: int = DEFAULT_QUEUE,
                  model_version: str = "", training_distribution: dict[str, float] | None = None,
-                 reconcile_force: bool = False, retry_s: float = 1.0) -> None:
+                 reconcile_force: bool = False, retry_s: float = 1.0, wait_when_full: bool = False) -> None:
         if fmt not in FORMATS:
             raise UserError(f"--log-format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         if not 1 <= quality <= 100:
@@ -99,6 +103,7 @@ class SampleLogger:
         self.fmt, self.quality = fmt, quality
         self.max_bytes, self.min_free = max_bytes, min_free
         self.retry_s = retry_s
+        self.wait_when_full = wait_when_full
         self.shadow: ShadowRunner | None = None
         self.root = Path(root)
         self._reconcile_force = reconcile_force
@@ -205,13 +210,18 @@ class SampleLogger:
             "labels": self.labels, "roi": list(self.roi), "roi_only": int(self.roi_only),
             "frame_width": int(width), "frame_height": int(height), "truth": frame.truth, **extra,
         }
-        try:
-            # No copy: a frame's pixels are never written once it is made (see edge.frame.Frame),
-            # and a source that reuses buffers reuses only those nothing refers to any more.
-            self._queue.put_nowait(_Pending(pixels, meta, frame.order))
-            self.enqueued += 1
-        except queue.Full:
-            self.dropped += 1
+        # No copy: a frame's pixels are never written once it is made (see edge.frame.Frame),
+        # and a source that reuses buffers reuses only those nothing refers to any more.
+        item = _Pending(pixels, meta, frame.order)
+        while True:
+            try:
+                self._queue.put(item, timeout=1.0) if self.wait_when_full else self._queue.put_nowait(item)
+                self.enqueued += 1
+                return
+            except queue.Full:
+                if not self.wait_when_full or self._stopped or not self._writer.is_alive():
+                    self.dropped += 1
+                    return
 
     # --- writer thread -------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ def from_options(table: dict[str, Any], context: Any) -> SampleLogger | None:
         options, list(loaded.labels), str(loaded.version),
         roi=tuple(spec.roi) if spec is not None else (0.0, 0.0, 1.0, 1.0), primary_spec=spec,
         training_distribution=bundle.training_distribution if bundle is not None else None,
-        session_id=session, shadow_threads=1,
+        session_id=session, shadow_threads=1, wait_when_full=not getattr(context, "live", True),
     )
 
 
@@ -99,7 +99,7 @@ def policy_from_options(options: dict[str, Any]) -> LogPolicy:
 def build_logger(options: dict[str, Any], labels: list[str], model_version: str,
                  roi: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0), primary_spec: Any = None,
                  training_distribution: dict[str, float] | None = None, session_id: str | None = None,
-                 shadow_threads: int = 1) -> SampleLogger | None:
+                 shadow_threads: int = 1, wait_when_full: bool = False) -> SampleLogger | None:
     """A SampleLogger, or None when no store folder (`dir`) is set.
 
     Args:
@@ -109,6 +109,8 @@ def build_logger(options: dict[str, Any], labels: list[str], model_version: str,
         primary_spec: the primary's PreprocessSpec (a shadow with another spec preprocesses itself).
         training_distribution: from the bundle manifest, for drift checks.
         session_id: this run's id (default: a new one).
+        wait_when_full: the source is not live (file, folder, synthetic): wait for the writer
+            instead of dropping samples.
     """
     if not options.get("dir"):
         if any(options.get(k) for k in ("low_confidence", "random", "shadow", "manual_file")):
@@ -124,7 +126,7 @@ def build_logger(options: dict[str, Any], labels: list[str], model_version: str,
         quality=int(options.get("quality") or 90), max_bytes=parse_size(options.get("max_bytes")),
         min_free=parse_size(options.get("min_free")), queue_size=int(options.get("queue") or DEFAULT_QUEUE),
         model_version=model_version, training_distribution=training_distribution,
-        reconcile_force=bool(options.get("reconcile_force")),
+        reconcile_force=bool(options.get("reconcile_force")), wait_when_full=wait_when_full,
     )
     try:
         if options.get("shadow"):
