@@ -123,6 +123,8 @@ def test_render_draws_the_roi_scaled_and_leaves_the_frame_alone():
     # the ROI's box: x 80..240, y 120..180 on the 320x240 picture, drawn in yellow (B,G,R 0,255,255)
     assert tuple(picture[120, 160]) == (0, 255, 255) and tuple(picture[150, 80]) == (0, 255, 255)
     assert tuple(picture[150, 160]) == (0, 0, 200)  # inside the box: the frame
+    assert render(pixels, "rgb", None, width=480).shape == (240, 320, 3)  # the smallest whole factor
+    assert render(pixels, "rgb", None, width=214).shape == (160, 213, 3)  # 640/3: not whole, linear
     small = render(np.zeros((48, 64, 3), np.uint8), "bgr", None, width=320)
     assert small.shape == (48, 64, 3)  # never upscaled
 
@@ -285,9 +287,9 @@ def test_picamera2_sends_the_main_stream_to_the_view_only_while_watched(bundle, 
         pass
     assert ("capture_arrays", ("lores", "main")) in picamera2.EVENTS
     picture = pictures[-1]
-    assert picture.shape == (360, 480, 3)  # main (640x480) scaled to the view's width, not the 64x48 lores
+    assert picture.shape == (240, 320, 3)  # main (640x480) scaled to the view's width, not the 64x48 lores
     # the fake's scene is red | green | blue (RGB); the JPEG is B,G,R
-    assert picture[200, 60, 2] > 200 and picture[200, 420, 0] > 200
+    assert picture[120, 40, 2] > 200 and picture[120, 280, 0] > 200
 
 
 # --- the demo's hot swap, watched, and the benchmark's verdicts ------------------------------------

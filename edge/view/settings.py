@@ -8,7 +8,7 @@ Imports nothing heavy: the runtime's config reads these even when no view runs.
     listen = "0.0.0.0:8080"    # any other address needs the token
     token = "..."              # default: a new one, printed at start
     max_fps = 10               # frames/s sent to the browser
-    width = 480                # frame width on the page (pixels; never upscaled)
+    width = 320                # at most this many pixels wide (whole-factor downscale; never upscaled)
     quality = 70               # JPEG quality
     main = true                # picamera2 with a lores stream: show the main stream while someone watches
     hosts = ["car.example"]    # names the page may be reached under, besides IPs, localhost, this hostname
@@ -37,7 +37,7 @@ class ViewSettings:
         port: TCP port (0: any free one, printed at start).
         token: the secret a browser must present off loopback (None: generated at start).
         max_fps: frames per second encoded for the page, at most.
-        width: width of the frames on the page in pixels (smaller frames are not upscaled).
+        width: frames are scaled down by the smallest whole factor that makes them at most this wide.
         quality: JPEG quality, 1-100.
         main: on picamera2 with a lores stream, also capture the main stream while a client watches.
         hosts: extra names allowed in the Host header (DNS-rebinding check).
@@ -49,7 +49,7 @@ class ViewSettings:
     port: int = 8080
     token: str | None = None
     max_fps: float = 10.0
-    width: int = 480
+    width: int = 320
     quality: int = 70
     main: bool = True
     hosts: tuple[str, ...] = ()
@@ -134,7 +134,7 @@ def view_settings(value: Any) -> ViewSettings | None:
         _check_host(name, "view hosts entry")
     return ViewSettings(host=host, port=port, token=token, hosts=tuple(h.lower().rstrip(".") for h in hosts),
                         max_fps=_number(table, "max_fps", 10.0, float, 0.1, 60),
-                        width=_number(table, "width", 480, int, 32, 4096),
+                        width=_number(table, "width", 320, int, 32, 4096),
                         quality=_number(table, "quality", 70, int, 1, 100),
                         max_clients=_number(table, "max_clients", 4, int, 1, 64),
                         thumbnails=_number(table, "thumbnails", 8, int, 0, 64),
