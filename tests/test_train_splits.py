@@ -98,6 +98,36 @@ def test_audit_flags_frame_shuffling_but_not_group_splits(scenes):
     assert grouped.total <= 5 and grouped.total * 20 < shuffled.total
 
 
+def _pairs_with_labels() -> tuple[np.ndarray, np.ndarray]:
+    """Six distinct images; image 3 copies image 0 (same label), image 4 copies image 1 (another label)."""
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    images[3], images[4] = images[0], images[1]
+    return images, np.array([0, 1, 0, 0, 2, 1])
+
+
+def test_audit_wording_is_the_same_whichever_order_the_splits_come_in():
+    """Issue 13.7: "N *train* samples have a near-copy in test" in one mode, "*test* ... in train" in the other."""
+    images, labels = _pairs_with_labels()
+    train, test = np.array([0, 1, 2]), np.array([3, 4, 5])
+    given = audit(images, {"test": test, "train": train}, labels=labels)  # an archive's sorted subsets
+    split = audit(images, {"train": train, "val": np.zeros(0, int), "test": test}, labels=labels)
+    for report in (given, split):
+        assert list(report.pairs) == ["train~test"] and report.leaked("train~test") == 2
+        assert "2 of 3 test samples (66.7%) have a near-copy in train" in report.format()
+
+
+def test_audit_shows_both_labels_and_counts_pairs_whose_labels_differ():
+    """Issue 13.7: a green and a yellow arrow at distance 2 were flagged without a word about their labels."""
+    images, labels = _pairs_with_labels()
+    report = audit(images, {"train": np.array([0, 1, 2]), "test": np.array([3, 4, 5])}, labels=labels)
+    assert report.cross_label("train~test") == 1 and report.to_dict()["cross_label_pairs"] == {"train~test": 1}
+    text = report.format(np.array([f"img{i}" for i in range(6)]), class_names=["green", "yellow", "red"])
+    assert "1 of the pairs have different labels" in text
+    assert "img1 [yellow]  ~  img4 [red]  (labels differ)" in text
+    assert "img0 [green]  ~  img3 [green]\n" in text + "\n"
+
+
 def test_split_and_audit_commands(tmp_path):
     data = tmp_path / "d.npz"
     run_edgekit("dataset", "build", "--source", "synthetic:n=400,frames=20", "--out", str(data), check=True)

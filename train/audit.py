@@ -24,6 +24,17 @@ import numpy as np
 from edge.errors import UserError
 
 DEFAULT_THRESHOLD = 4
+SPLIT_ORDER = ("train", "val", "test", "fresh_test")
+
+
+def ordered_splits(names: list[str]) -> list[str]:
+    """Training splits first, held-out ones after (train, val, test, fresh_test, then the rest by name).
+
+    A pair is always named `earlier~later` and counts the *later* split's samples that have a
+    near-copy in the earlier one, so the report says the same thing whichever way the splits came.
+    """
+    known = [name for name in SPLIT_ORDER if name in names]
+    return known + sorted(name for name in names if name not in SPLIT_ORDER)
 
 
 def dhash(images: np.ndarray) -> np.ndarray:
@@ -88,11 +99,21 @@ class AuditReport:
     """Near-duplicate pairs across splits.
 
     pairs maps "train~test" to an (M, 3) int64 array of (dataset index a, dataset index b, distance).
+    labels (dataset labels, when given) lets the report count pairs whose two labels differ: a
+    near-copy with another label is a labeling question, not only a leak.
     """
 
     threshold: int
     sizes: dict[str, int]
     pairs: dict[str, np.ndarray] = field(default_factory=dict)
+    labels: np.ndarray | None = None
+
+    def cross_label(self, name: str) -> int:
+        """Pairs of `name` whose two images carry different labels (0 when labels are unknown)."""
+        p = self.pairs.get(name)
+        if self.labels is None or p is None or not len(p):
+            return 0
+        return int((self.labels[p[:, 0]] != self.labels[p[:, 1]]).sum())
 
     def count(self, name: str) -> int:
         return len(self.pairs.get(name, ()))
@@ -107,22 +128,40 @@ class AuditReport:
         return 0 if p is None or not len(p) else len(np.unique(p[:, 1]))
 
     def to_dict(self) -> dict:
-        return {"threshold": self.threshold, "sizes": self.sizes,
+        data = {"threshold": self.threshold, "sizes": self.sizes,
                 "pairs": {k: len(v) for k, v in self.pairs.items()},
                 "leaked_samples": {k: self.leaked(k) for k in self.pairs}}
+        if self.labels is not None:
+            data["cross_label_pairs"] = {k: self.cross_label(k) for k in self.pairs}
+        return data
 
-    def format(self, sources: np.ndarray | None = None, limit: int = 10) -> str:
+    def format(self, sources: np.ndarray | None = None, limit: int = 10,
+               class_names: list[str] | None = None) -> str:
+        """One line per split pair (always "N <later split> samples have a near-copy in <earlier>"),
+        pairs with different labels counted apart, then the closest pairs with both labels."""
         lines = [f"near-duplicates (dHash, Hamming <= {self.threshold}):"]
         for name, p in self.pairs.items():
-            second = name.split("~")[1]
+            first, second = name.split("~")
             share = self.leaked(name) / max(self.sizes.get(second, 1), 1)
-            lines.append(f"  {name:<16} {len(p):>7} pairs; {self.leaked(name)} {second} samples "
-                         f"({share:.1%}) have a near-copy in {name.split('~')[0]}")
+            line = (f"  {name:<16} {len(p):>7} pairs; {self.leaked(name)} of {self.sizes.get(second, 0)} "
+                    f"{second} samples ({share:.1%}) have a near-copy in {first}")
+            if self.labels is not None and len(p):
+                line += f"; {self.cross_label(name)} of the pairs have different labels"
+            lines.append(line)
+
+        def label(index: int) -> str:
+            if self.labels is None:
+                return ""
+            value = int(self.labels[index])
+            return f" [{class_names[value] if class_names else value}]"
+
         if sources is not None and limit:
             shown = 0
             for name, p in self.pairs.items():
                 for a, b, d in p[np.argsort(p[:, 2], kind="stable")][: max(limit - shown, 0)]:
-                    lines.append(f"    {name} d={d}: {sources[a]}  ~  {sources[b]}")
+                    differ = "  (labels differ)" if self.labels is not None and \
+                        self.labels[a] != self.labels[b] else ""
+                    lines.append(f"    {name} d={d}: {sources[a]}{label(a)}  ~  {sources[b]}{label(b)}{differ}")
                     shown += 1
             if self.total > shown:
                 lines.append(f"    ... {self.total - shown} more pairs (write them all with --pairs FILE)")
@@ -130,14 +169,16 @@ class AuditReport:
 
 
 def audit(images: np.ndarray, splits: Mapping[str, np.ndarray], threshold: int = DEFAULT_THRESHOLD,
-          hashes: np.ndarray | None = None) -> AuditReport:
+          hashes: np.ndarray | None = None, labels: np.ndarray | None = None) -> AuditReport:
     """Find near-duplicate pairs between every two splits.
 
     Args:
         images: (N, H, W, 3) uint8, e.g. dataset.images.
-        splits: split name -> dataset indices (e.g. SplitFile.indices(dataset)).
+        splits: split name -> dataset indices (e.g. SplitFile.indices(dataset)); pairs are named
+            in `ordered_splits` order whatever the mapping's order.
         threshold: largest Hamming distance (of 64 bits) that counts as a near-duplicate.
         hashes: precomputed dhash(images), to skip hashing.
+        labels: dataset labels, to count and show pairs whose labels differ.
 
     Example:
         >>> report = audit(ds.images, {"train": np.arange(100), "test": np.arange(100, 120)})  # doctest: +SKIP
@@ -147,8 +188,9 @@ def audit(images: np.ndarray, splits: Mapping[str, np.ndarray], threshold: int =
     if threshold < 0:
         raise UserError(f"threshold must be >= 0, got {threshold}")
     hashes = dhash(images) if hashes is None else hashes
-    names = [name for name, idx in splits.items() if len(idx)]
-    report = AuditReport(threshold, {name: len(idx) for name, idx in splits.items()})
+    names = ordered_splits([name for name, idx in splits.items() if len(idx)])
+    report = AuditReport(threshold, {name: len(idx) for name, idx in splits.items()},
+                         labels=None if labels is None else np.asarray(labels))
     for first, second in combinations(names, 2):
         ia, ib = np.asarray(splits[first]), np.asarray(splits[second])
         i, j, d = near_pairs(hashes[ia], hashes[ib], threshold)

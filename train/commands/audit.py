@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", type=Path, help="split file from `edgekit split` (default: the source's own "
                                                    "subsets, e.g. the archive's train/test)")
     parser.add_argument("--threshold", type=int, default=4, help="largest Hamming distance of 64 bits (default 4)")
-    parser.add_argument("--pairs", type=Path, help="write every pair as CSV (split pair, source a, source b, distance)")
+    parser.add_argument("--pairs", type=Path, help="write every pair as CSV (split pair, source a, source b, distance, label a, label b)")
     parser.add_argument("--show", type=int, default=10, help="pairs to print (default 10)")
     parser.add_argument("--fail-on-leak", action="store_true", help="exit 3 when any pair is found")
     add_load_arguments(parser)
@@ -43,16 +43,17 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{args.dataset} has no given subsets to compare: pass --split FILE from `edgekit split`")
         splits = {s: np.flatnonzero(dataset.subsets == s) for s in names}
     start = time.perf_counter()
-    report = audit(dataset.images, splits, args.threshold)
-    print(report.format(dataset.sources, args.show))
+    report = audit(dataset.images, splits, args.threshold, labels=dataset.labels)
+    print(report.format(dataset.sources, args.show, dataset.class_names))
     print(f"audited {len(dataset)} images in {time.perf_counter() - start:.1f} s")
     if args.pairs:
         args.pairs.parent.mkdir(parents=True, exist_ok=True)
         with open(args.pairs, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["splits", "source_a", "source_b", "distance"])
+            writer.writerow(["splits", "source_a", "source_b", "distance", "label_a", "label_b"])
             for name, pairs in report.pairs.items():
                 for a, b, d in pairs:
-                    writer.writerow([name, dataset.sources[a], dataset.sources[b], int(d)])
+                    writer.writerow([name, dataset.sources[a], dataset.sources[b], int(d),
+                                     dataset.class_names[dataset.labels[a]], dataset.class_names[dataset.labels[b]]])
         print(f"wrote {report.total} pairs to {args.pairs}")
     return 3 if args.fail_on_leak and report.total else 0
