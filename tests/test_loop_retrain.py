@@ -45,6 +45,13 @@ def test_retrain_fine_tunes_gates_registers_and_reports(tmp_path):
                                     rules=GateRules(max_drop=-100, critical=["red"])))
     registry = Registry(models)
     assert result.version == "v0002" and not result.promoted and not result.decision.promote
+    # the whole recipe came from the parent's run.json; the one option given overrode one field
+    run = json.loads((tmp_path / "runs" / "second" / "run.json").read_text())
+    parent = json.loads((first / "run.json").read_text())["config"]
+    assert run["inherited"]["overridden"] == ["epochs"] and run["inherited"]["parent_config"] == parent
+    for key in ("batch_size", "optimizer", "lr_schedule", "label_smoothing", "class_weights", "augment", "image_size"):
+        assert run["config"][key] == parent[key], key
+    assert run["config"]["learning_rate"] == pytest.approx(parent["learning_rate"] * 0.3)
     assert registry.production("signals").version == "v0001"
     entry = registry.get("signals", "v0002")
     assert entry.parent == "v0001" and entry.lineage["fine_tuned"] is True

@@ -120,3 +120,32 @@ def test_convert_refuses_a_majority_class_model_unless_forced(tiny, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     gate = json.loads((good / "manifest.json").read_text())["gate"]["absolute"]
     assert gate["passed"] is True and gate["forced"] is False and gate["accuracy_lower_bound"] > gate["majority_share"]
+
+
+def test_retrain_inherits_the_parents_whole_recipe_and_each_option_overrides_one_field():
+    from types import SimpleNamespace
+
+    from train.retrain import RetrainOptions, inherited_recipe, parent_recipe
+
+    parent = {"model": "car-small", "image_size": [24, 24], "epochs": 40, "batch_size": 16, "optimizer": "adam",
+              "learning_rate": 0.001, "lr_schedule": "onecycle", "weight_decay": 0.0, "label_smoothing": 0.1,
+              "class_weights": "sqrt", "bn_momentum": 0.9, "patience": None, "restore_best": True,
+              "augment": {"horizontal_flip": True, "width_shift_range": [-3, 0, 3]}, "seed": 7, "dataset": "old.npz"}
+    production = SimpleNamespace(version="v0003", lineage={"train_config": parent})
+    found, where = parent_recipe(production)
+    assert found == parent and "v0003" in where
+    base = RetrainOptions(data="d.npz", split_file="s.json")
+    fine = inherited_recipe(base, parent, fine_tune=True)
+    assert fine == {"model": "car-small", "image_size": (24, 24), "epochs": 40, "batch_size": 16, "optimizer": "adam",
+                    "learning_rate": 0.0003, "lr_schedule": "onecycle", "weight_decay": 0.0, "label_smoothing": 0.1,
+                    "class_weights": "sqrt", "bn_momentum": 0.9, "restore_best": True,
+                    "augment": {"horizontal_flip": True, "width_shift_range": [-3, 0, 3]}}
+    assert inherited_recipe(base, parent, fine_tune=False)["learning_rate"] == 0.001  # from scratch: as it was
+    for option, value in (("batch_size", 8), ("class_weights", False), ("label_smoothing", 0.0),
+                          ("augment", {}), ("learning_rate", 0.01), ("model", "baseline")):
+        changed = inherited_recipe(RetrainOptions(data="d.npz", split_file="s.json", **{option: value}), parent, True)
+        assert changed[option] == value
+        assert {k: v for k, v in changed.items() if k != option} == {k: v for k, v in fine.items() if k != option}
+    # a parent that recorded no recipe: edgekit's defaults, and the run says so
+    assert parent_recipe(SimpleNamespace(version="v0001", lineage={}))[0] == {}
+    assert inherited_recipe(base, {}, fine_tune=True) == {"learning_rate": 3e-4}

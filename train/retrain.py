@@ -21,15 +21,24 @@ import numpy as np
 from edge.bundle import open_bundle
 from edge.errors import UserError
 from train.gate import Evaluation, GateDecision, GateRules, decide, evaluate_bundle
-from train.registry import Registry, format_version
+from train.registry import Registry, format_version, write_json_atomic
 
 log = logging.getLogger(__name__)
 EVAL_SPLITS = ("val", "fresh_test")
 
 
+# The recipe a retrain inherits from production's training run; each RetrainOptions field of the
+# same name (not None) overrides one of them. Fine-tuning scales the inherited learning rate.
+RECIPE_FIELDS = ("model", "image_size", "epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule",
+                 "weight_decay", "label_smoothing", "class_weights", "bn_momentum", "augment", "patience",
+                 "restore_best")
+FINE_TUNE_LR_SCALE = 0.3  # fine-tuning starts from trained weights: 0.3 x the parent's rate (1e-3 -> 3e-4)
+
+
 @dataclass
 class RetrainOptions:
-    """What `edgekit retrain` can be told (see its --help)."""
+    """What `edgekit retrain` can be told (see its --help). Recipe fields left None come from the
+    production model's training run (see `inherited_recipe`)."""
 
     data: str
     split_file: str
@@ -37,18 +46,61 @@ class RetrainOptions:
     registry: str | None = None
     out: str | None = None
     from_scratch: bool = False
-    model: str = "baseline"
-    epochs: int = 5
-    batch_size: int = 32
+    model: str | None = None
+    image_size: tuple[int, int] | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    optimizer: str | None = None
     learning_rate: float | None = None
+    lr_schedule: str | None = None
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    class_weights: bool | str | None = None
+    bn_momentum: float | None = None
+    augment: dict[str, Any] | None = None  # AugmentConfig options, e.g. {"horizontal_flip": True}
+    patience: int | None = None
+    restore_best: bool | None = None
     seed: int = 1
     rules: GateRules = field(default_factory=GateRules)
     promote: bool = True
     max_convert_drop: float = 1.0
     max_convert_class_drop: float = 3.0
     rep_size: int = 300
-    augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig options, e.g. {"horizontal_flip": True}
     verbose: int = 0
+
+
+def parent_recipe(production: Any) -> tuple[dict[str, Any], str]:
+    """The training config production was made with, and where it was found ({} and why not)."""
+    if production is None:
+        return {}, "no production model: edgekit's training defaults"
+    config = production.lineage.get("train_config")
+    if isinstance(config, dict):
+        return config, f"{production.version}'s registry lineage"
+    run_dir = production.lineage.get("run_dir")
+    if run_dir and (Path(run_dir) / "run.json").is_file():
+        try:
+            config = json.loads((Path(run_dir) / "run.json").read_text()).get("config")
+        except ValueError:
+            config = None
+        if isinstance(config, dict):
+            return config, f"{Path(run_dir) / 'run.json'}"
+    return {}, f"{production.version} records no training recipe: edgekit's training defaults"
+
+
+def inherited_recipe(options: RetrainOptions, parent: dict[str, Any], fine_tune: bool) -> dict[str, Any]:
+    """The TrainConfig recipe fields: the parent's, each overridden by an option that is not None."""
+    recipe = {k: parent[k] for k in RECIPE_FIELDS if parent.get(k) is not None}
+    if "image_size" in recipe:
+        recipe["image_size"] = tuple(recipe["image_size"])
+    if fine_tune and "learning_rate" in recipe:
+        recipe["learning_rate"] = round(float(recipe["learning_rate"]) * FINE_TUNE_LR_SCALE, 8)
+    elif fine_tune:
+        recipe["learning_rate"] = 3e-4
+    for key in RECIPE_FIELDS:
+        value = getattr(options, key)
+        if value is not None:
+            recipe[key] = dict(value) if key == "augment" else value
+    return recipe
 
 
 @dataclass
@@ -78,15 +130,17 @@ def retrain(options: RetrainOptions) -> RetrainResult:
     out = Path(options.out or f"runs/retrain-{time.strftime('%Y%m%d-%H%M%S')}")
     version = format_version((registry.latest(name).number if registry.latest(name) else 0) + 1)
 
-    log.info("train: %s from %s", "fine-tune" if fine_tune else "from scratch",
-             production.version if fine_tune else options.model)
+    parent, found_in = parent_recipe(production)
+    recipe = inherited_recipe(options, parent, fine_tune)
+    overridden = sorted(k for k in RECIPE_FIELDS if getattr(options, k) is not None)
+    log.info("train: %s from %s; recipe from %s%s", "fine-tune" if fine_tune else "from scratch",
+             production.version if fine_tune else recipe.get("model", "baseline"), found_in,
+             f", overridden: {', '.join(overridden)}" if overridden else "")
     run = train(TrainConfig(
-        dataset=options.data, split_file=options.split_file, model=options.model, out=str(out),
-        epochs=options.epochs, batch_size=options.batch_size, seed=options.seed,
-        learning_rate=options.learning_rate or (3e-4 if fine_tune else 1e-3),
-        init_model=str(parent_keras) if fine_tune else None, augment=dict(options.augment),
-        verbose=options.verbose,
+        dataset=options.data, split_file=options.split_file, out=str(out), seed=options.seed,
+        init_model=str(parent_keras) if fine_tune else None, verbose=options.verbose, **recipe,
     ))
+    _record_inheritance(out / "run.json", found_in, parent, overridden, fine_tune)
     if run.status not in ("completed", "early-stopped"):
         raise UserError(f"training {run.status}: {run.message or 'see ' + str(out)}")
 
@@ -96,6 +150,7 @@ def retrain(options: RetrainOptions) -> RetrainResult:
         source=out, modes=["int8"], out=out / "bundle", overwrite=True, name=name, version=version,
         rep_size=max(1, min(options.rep_size, len(data.labels("train")))),
         max_drop=options.max_convert_drop, max_class_drop=options.max_convert_class_drop,
+        force=options.rules.force, min_class_images=options.rules.min_class_images,
     ))[0]
     if not converted.ok or converted.bundle is None:
         raise UserError("the int8 conversion failed its gates: " + "; ".join(converted.gate_failures))
@@ -124,6 +179,7 @@ def retrain(options: RetrainOptions) -> RetrainResult:
         lineage={"dataset": options.data, "dataset_sha256": run_info.get("dataset_sha256"),
                  "split_file": options.split_file, "split_sha256": run_info.get("split_sha256"),
                  "run_dir": str(out.resolve()), "fine_tuned": fine_tune,
+                 "train_config": run_info.get("config"), "recipe": run_info.get("recipe"),
                  "spec": _read_json(out / "spec.json")},
         parent=production.version if production else "",
     )
@@ -134,6 +190,16 @@ def retrain(options: RetrainOptions) -> RetrainResult:
     report = write_report(out / "report", entry.version, production.version if production else None,
                           results, decision, promoted, data, out)
     return RetrainResult(out, entry.version, decision, evaluations, promoted, report)
+
+
+def _record_inheritance(run_json: Path, found_in: str, parent: dict[str, Any], overridden: list[str],
+                        fine_tune: bool) -> None:
+    """run.json "inherited": where the recipe came from and which fields the options changed."""
+    info = json.loads(run_json.read_text())
+    info["inherited"] = {"from": found_in, "parent_config": parent, "overridden": overridden,
+                         "fine_tune_lr_scale": FINE_TUNE_LR_SCALE if fine_tune and "learning_rate" not in overridden
+                         else None}
+    write_json_atomic(run_json, info)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-new", type=int, default=1, help="skip retraining below this many new samples")
     parser.add_argument("--registry", default=None)
     parser.add_argument("--name")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, help="retrain epochs (default: production's own recipe)")
     parser.add_argument("--max-drop", type=float, default=1.0)
     parser.add_argument("--max-class-drop", type=float, default=3.0)
     parser.add_argument("--critical", default="")

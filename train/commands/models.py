@@ -193,7 +193,9 @@ def _register(registry, args: argparse.Namespace) -> int:
         run_info = _read_optional(args.run / "run.json")
         lineage.update({k: run_info.get(k) for k in (
             "dataset", "dataset_sha256", "split_file", "split_sha256", "class_names",
-            "preprocess", "model_name", "preset", "seed") if k in run_info})
+            "preprocess", "model_name", "preset", "seed", "recipe") if k in run_info})
+        if isinstance(run_info.get("config"), dict):  # the training recipe a retrain inherits (issue 12)
+            lineage["train_config"] = run_info["config"]
         lineage["run_dir"] = str(args.run.resolve())
         spec = _read_optional(args.run / "spec.json")
         if spec:
