@@ -506,10 +506,11 @@ def _health_check(target: Target, release: str, digest: str | None, before: str 
         if not fallback or fallback == release:
             raise DeployError(f"{error}; after the switch, with no earlier release to go back to: "
                               f"`current` points to {release}, which the target cannot load") from error
-        _switch(target, fallback, before_previous if fallback == before else None)
+        target.set_link(CURRENT, fallback)
+        target.remove_release(release)  # it failed on the car: never a place to roll back to
+        if before_previous and before_previous not in (fallback, release):
+            target.set_link(PREVIOUS, before_previous)
         repair_links(target)
-        if release not in (_release_of(target.read_link(CURRENT)), _release_of(target.read_link(PREVIOUS))):
-            target.remove_release(release)
         raise DeployError(f"{error}; this was the check after the switch, so it rolled back: "
                           f"`current` points to {fallback} again") from error
 
