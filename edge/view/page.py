@@ -18,7 +18,7 @@ PAGE_HTML = b"""<!doctype html>
   header h1 { font-size: 17px; margin: 0; }
   main { display: flex; flex-wrap: wrap; gap: 14px; padding: 14px; }
   #frame { flex: 1 1 480px; max-width: 960px; }
-  #stream { width: 100%; background: #000; image-rendering: pixelated; border: 1px solid #333; }
+  #stream { width: 100%; background: #000; border: 1px solid #333; }
   aside { flex: 1 1 300px; }
   #label { font-size: 42px; font-weight: 700; margin: 0; }
   #confidence { color: #aaa; }
@@ -29,6 +29,7 @@ PAGE_HTML = b"""<!doctype html>
   dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 8px 0; }
   dt { color: #aaa; } dd { margin: 0; font-variant-numeric: tabular-nums; }
   #swap { background: #463; padding: 6px 8px; margin: 8px 0; display: none; }
+  h2 { font-size: 16px; margin: 12px 0 6px; }
   #thumbs { display: flex; flex-wrap: wrap; gap: 6px; }
   figure { margin: 0; font-size: 12px; color: #bbb; width: 160px; }
   figure img { width: 160px; display: block; }
@@ -38,7 +39,11 @@ PAGE_HTML = b"""<!doctype html>
 <body data-ready="0">
 <header><h1>edgekit live view</h1><span id="model"></span><span id="status"></span></header>
 <main>
-  <section id="frame"><img id="stream" src="/stream.mjpg" alt="the newest camera frame, region of interest drawn"></section>
+  <section id="frame">
+    <img id="stream" src="/stream.mjpg" alt="the newest camera frame, region of interest drawn">
+    <h2>Last logged samples</h2>
+    <div id="thumbs"></div>
+  </section>
   <aside>
     <p id="label">&hellip;</p>
     <div id="confidence"></div>
@@ -54,7 +59,6 @@ PAGE_HTML = b"""<!doctype html>
     </dl>
     <h2>Sample log</h2>
     <dl id="log"></dl>
-    <div id="thumbs"></div>
   </aside>
 </main>
 <script src="/app.js"></script>
@@ -97,7 +101,7 @@ function render(s) {
   text('frames', (s.frame === undefined ? '-' : '#' + s.frame) + ' (' + (c.frames || 0) + ' answered)');
   text('skipped', String(c.skipped || 0));
   text('swaps', (c.swaps || 0) + ' (' + (c.swaps_refused || 0) + ')');
-  text('viewers', s.view.clients + ', ' + s.view.dropped + ' frames dropped for slow viewers');
+  text('viewers', s.view.clients + ', ' + s.view.dropped + ' dropped (slow viewers)');
   const swap = s.swaps && s.swaps.length ? s.swaps[s.swaps.length - 1] : null;
   $('swap').style.display = swap ? 'block' : 'none';
   if (swap) text('swap', 'hot swap at frame ' + swap.frame + ': ' + swap.from + ' \\u2192 ' + swap.to);
