@@ -187,8 +187,8 @@ class LiveView:
             thread.start()
             self._threads.append(thread)
         if self.guard.needs_token:
-            log.info("live view on %s (not loopback: the token is required; open the address above once, "
-                     "the page keeps a cookie)", self.url + "?token=" + self.token)
+            log.info("live view on %s (not loopback: the token is required; open this address once, the "
+                     "browser keeps it in a cookie)", self.url + "?token=" + self.token)
         else:
             log.info("live view on %s (loopback only; from another machine: ssh -L %d:127.0.0.1:%d CAR)",
                      self.url, self.server.port, self.server.port)
