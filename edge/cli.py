@@ -22,12 +22,13 @@ import importlib.util
 import logging
 import os
 import pkgutil
+import signal
 import sys
 import traceback
 from importlib.metadata import entry_points
 from types import ModuleType
 
-from edge import __version__
+from edge import __version__, interrupted_while_starting
 from edge.errors import MissingExtraError, UserError
 
 ENTRY_POINT_GROUP = "edgekit.commands"
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = commands[args.command]
+    if signal.getsignal(signal.SIGINT) is interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here KeyboardInterrupt, handled below
     try:
         _check_needs(args.command, module)
         return int(module.run(args) or 0)

@@ -52,6 +52,7 @@ class RuntimeConfig:
         top_k: how many (label, probability) pairs each result lists.
         stats_interval: seconds between stats lines (0: only at exit).
         max_failures: consecutive source failures before exiting non-zero.
+        open_timeout: seconds a network stream may take to open or to give a frame.
         backoff: first reopen delay in seconds (doubles up to backoff_max).
         backoff_max: longest reopen delay.
         watch_interval: seconds between checks of the bundle path for a hot swap (0: never).
@@ -75,6 +76,7 @@ class RuntimeConfig:
     top_k: int = 3
     stats_interval: float = 10.0
     max_failures: int = 5
+    open_timeout: float = 5.0
     backoff: float = 0.5
     backoff_max: float = 10.0
     watch_interval: float = 1.0
@@ -94,7 +96,8 @@ class RuntimeConfig:
             raise UserError("no source given: pass --source (e.g. picamera2, /dev/video0, video.mp4, synthetic)")
         if self.duration is not None and self.frames is not None:
             raise UserError("give either duration or frames, not both")
-        for name in ("max_fps", "threads", "duration", "frames", "fps", "top_k", "max_failures"):
+        for name in ("max_fps", "threads", "duration", "frames", "fps", "top_k", "max_failures",
+                     "open_timeout"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UserError(f"{name} must be positive, got {value}")

@@ -92,7 +92,8 @@ class Runtime:
         options = SourceOptions(size=config.size, fps=config.fps, lores=config.lores,
                                 lores_format=config.lores_format,
                                 model_input_hw=self.current.spec.input_size, roi=self.current.spec.roi,
-                                want_main=self._view_wants_main if config.view is not None else None)
+                                want_main=self._view_wants_main if config.view is not None else None,
+                                open_timeout=config.open_timeout)
         return make_source(config.source, options)
 
     def _view_wants_main(self) -> bool:

@@ -43,6 +43,9 @@ class SourceOptions:
         roi: region of interest (fractions), to size the lores stream.
         want_main: picamera2 with a lores stream: when this returns True, frames also carry the main
             stream (`Frame.main`) for people to look at (the live view, while someone watches).
+        open_timeout: seconds a network stream may take to open or to deliver a frame (OpenCV's
+            own default is 30 s per try: a stream that accepts connections and never answers
+            would hold the car that long before each reopen).
     """
 
     size: tuple[int, int] = (640, 480)
@@ -52,6 +55,7 @@ class SourceOptions:
     model_input_hw: tuple[int, int] | None = None
     roi: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
     want_main: Callable[[], bool] | None = None
+    open_timeout: float = 5.0
 
 
 def _parse_params(text: str, kind: str) -> dict[str, str]:
@@ -110,7 +114,9 @@ def make_source(text: str, options: SourceOptions = SourceOptions()) -> Source:
 
     if text.isdigit():
         return OpenCVCaptureSource(int(text), size=options.size)
-    if text.lower().startswith(URL_SCHEMES) or "!" in text or re.fullmatch(r"/dev/video\d+", text):
+    if text.lower().startswith(URL_SCHEMES):
+        return OpenCVCaptureSource(text, size=options.size, timeout=options.open_timeout)
+    if "!" in text or re.fullmatch(r"/dev/video\d+", text):
         return OpenCVCaptureSource(text, size=options.size)
     path = Path(text).expanduser()
     if path.is_dir():

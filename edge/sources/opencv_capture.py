@@ -68,6 +68,7 @@ class OpenCVCaptureSource(OpenCVReader):
         target: a device index (0), a device path, a URL or a GStreamer pipeline
             (anything containing "!"; it should end in `appsink`).
         size: requested (width, height) for devices; ignored by streams.
+        timeout: for network streams (FFmpeg): seconds to open and to wait for each frame.
 
     Example:
         >>> source = OpenCVCaptureSource("/dev/video0", size=(640, 480))
@@ -75,10 +76,11 @@ class OpenCVCaptureSource(OpenCVReader):
 
     live = True
 
-    def __init__(self, target: str | int, size: tuple[int, int] | None = None) -> None:
+    def __init__(self, target: str | int, size: tuple[int, int] | None = None, timeout: float | None = None) -> None:
         super().__init__(str(target))
         self.target = target
         self.size = size
+        self.timeout = timeout
 
     def _backend(self) -> int:
         if isinstance(self.target, str) and "!" in self.target:
@@ -91,7 +93,13 @@ class OpenCVCaptureSource(OpenCVReader):
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
 
     def open(self) -> None:
-        self._open(self.target, self._backend(), f"cannot open camera/stream {self.name}", self._set_size)
+        params: tuple[int, ...] = ()
+        if self.timeout is not None:
+            ms = max(1, int(self.timeout * 1000))
+            params = (cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms)
+        self._open(self.target, self._backend(), f"cannot open camera/stream {self.name}"
+                   + (f" within {self.timeout:g} s (open_timeout)" if self.timeout is not None else ""),
+                   self._set_size, params=params)
 
     def read(self) -> Frame | None:
         frame = super().read()

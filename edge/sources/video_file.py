@@ -6,7 +6,14 @@ from pathlib import Path
 
 import cv2
 
+from edge.errors import UserError
+from edge.frame import Frame
+from edge.sources.base import SourceError
 from edge.sources.opencv_capture import OpenCVReader
+
+
+class VideoTruncated(UserError):
+    """A video file that ends before the frame count its header announces (a copy cut short)."""
 
 
 class VideoFileSource(OpenCVReader):
@@ -28,6 +35,7 @@ class VideoFileSource(OpenCVReader):
     def __init__(self, path: Path, decoder_threads: int = 1) -> None:
         self.path = Path(path)
         self.decoder_threads = decoder_threads
+        self.frame_count: int | None = None  # from the container's header, when it has one
         super().__init__(self.path.name)
 
     def _resume(self, capture: cv2.VideoCapture) -> None:
@@ -35,5 +43,24 @@ class VideoFileSource(OpenCVReader):
             capture.set(cv2.CAP_PROP_POS_FRAMES, self._index)
 
     def open(self) -> None:
-        self._open(str(self.path), cv2.CAP_ANY, f"cannot decode video {self.path}", self._resume,
-                   params=(cv2.CAP_PROP_N_THREADS, self.decoder_threads))
+        try:
+            self._open(str(self.path), cv2.CAP_ANY, f"cannot decode video {self.path}", self._resume,
+                       params=(cv2.CAP_PROP_N_THREADS, self.decoder_threads))
+        except SourceError as error:
+            if not self.path.is_file():
+                raise  # gone for now (a remount): the runtime retries
+            # a file that does not open never will: say so now instead of retrying with back-off
+            raise UserError(f"cannot decode video {self.path}: not a video, or truncated (an .mp4 cut "
+                            f"before its index); copy it again or convert it (ffmpeg -i IN -c copy OUT.mkv)"
+                            ) from error
+        count = self._capture.get(cv2.CAP_PROP_FRAME_COUNT) if self._capture is not None else 0
+        self.frame_count = int(count) if count and count > 0 else None
+
+    def read(self) -> Frame | None:
+        """The next frame; None at the end; VideoTruncated when it ends well before its announced length."""
+        frame = super().read()
+        if frame is None and self.frame_count and self._index < self.frame_count - max(2, self.frame_count // 50):
+            raise VideoTruncated(f"video {self.path} ended after {self._index} of the {self.frame_count} frames "
+                                 f"its header announces: the file is truncated (its frames were all processed); "
+                                 f"copy it again")
+        return frame
