@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", type=Path, help="bundle folder/archive, or a `current` symlink (hot-swapped)")
     add_source_arguments(parser)
     parser.add_argument("--max-fps", type=float, help="process at most N frames per second")
+    parser.add_argument("--open-timeout", type=float, metavar="S",
+                        help="seconds a network stream may take to open or to give a frame (default 5)")
     limit = parser.add_mutually_exclusive_group()
     limit.add_argument("--duration", type=float, help="stop after S seconds")
     limit.add_argument("--frames", type=int, help="stop after N results")
@@ -44,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_overrides(args: argparse.Namespace) -> dict:
     keys = ("bundle", "source", "roi", "size", "threads", "realtime", "max_fps", "duration", "frames",
-            "quiet", "stats_interval")
+            "quiet", "stats_interval", "open_timeout")
     return {key: getattr(args, key, None) for key in keys}
 
 
