@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import platform
 import shutil
 import tarfile
 from pathlib import Path
@@ -178,3 +179,125 @@ def test_bundle_verify_in_device_venv_without_tensorflow(bundles, tmp_path):
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr and "golden.npz" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+# --- golden inputs that tell models apart (issue 14 item 3, issue 15 item 4) -----------------
+
+def test_golden_inputs_span_the_classes_with_unsaturated_outputs(bundles):
+    from convert.golden import SATURATED_PROBABILITY
+
+    for mode in ("int8", "float32"):
+        bundle = open_bundle(bundles[mode])
+        selection = bundle.manifest["golden"]["selection"]
+        with np.load(bundle.golden_path, allow_pickle=False) as golden:
+            inputs, outputs = golden["inputs"], golden["outputs"]
+        probabilities = TFLiteModel(bundle.model_path, num_threads=1).dequantize(outputs)
+        ranked = np.sort(probabilities, axis=1)
+        assert selection["true_classes"] == [0, 1, 2, 3], selection  # one per class of the data at least
+        assert len(set(probabilities.argmax(1).tolist())) >= 2  # the outputs differ in their top-1
+        assert ranked[:, -1].max() < SATURATED_PROBABILITY and selection["saturated"] == 0
+        assert (ranked[:, -1] - ranked[:, -2]).min() > selection["clear_margin"]  # no legit interpreter flips one
+        assert len({x.tobytes() for x in inputs}) == len(inputs) >= 4  # no repeated input
+        if mode == "int8":
+            assert outputs.max() < 255  # not at the uint8 clamp
+    assert open_bundle(bundles["int8"]).manifest["tools"]["interpreter"]["machine"] == platform.machine()
+
+
+def _fake_outputs(rows: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    probabilities = np.asarray(rows, np.float32)
+    return np.round(probabilities * 256).clip(0, 255).astype(np.uint8), probabilities
+
+
+def test_select_golden_prefers_unsaturated_clear_inputs_per_class_and_near_boundaries():
+    from convert.golden import select_golden
+
+    saturated = [[0.99, 0.01, 0, 0]] * 50 + [[0, 0.99, 0.01, 0]] * 50
+    per_class = [[0.7, 0.1, 0.1, 0.1], [0.1, 0.6, 0.2, 0.1], [0.1, 0.1, 0.8, 0.0], [0.2, 0.1, 0.0, 0.7]]
+    boundary = [[0.45, 0.35, 0.1, 0.1], [0.1, 0.1, 0.44, 0.36]]
+    too_close = [[0.40, 0.39, 0.11, 0.1]]  # a 1-point lead: another interpreter could flip it
+    raw, probabilities = _fake_outputs(saturated + per_class + boundary + too_close)
+    chosen, stats = select_golden(raw, probabilities, 8, margin=0.05, clamp=255)
+    assert set(range(100, 106)) <= set(chosen.tolist())  # every class, and both boundary inputs
+    assert 106 not in chosen and stats["saturated"] == len(chosen) - 6  # saturated only to fill up
+    assert stats["predicted_classes"] == [0, 1, 2, 3] and stats["min_top1_margin"] > 0.05
+
+    all_saturated, probabilities = _fake_outputs([[0.99, 0.01, 0, 0]] * 10)  # random inputs, say
+    chosen, stats = select_golden(all_saturated, probabilities, 4, margin=0.05, clamp=255)
+    assert len(chosen) == 4 and stats["saturated"] == 4  # falls back instead of failing
+
+    labels = np.array([0] * 50 + [1] * 50 + [0, 1, 2, 3, 0, 2, 1])
+    raw, probabilities = _fake_outputs(saturated + per_class + boundary + too_close)
+    chosen, stats = select_golden(raw, probabilities, 4, margin=0.05, labels=labels, clamp=255)
+    assert stats["true_classes"] == [0, 1, 2, 3] and len(chosen) == 4
+
+
+def test_agreement_rule_per_interpreter_and_machine():
+    from edge.bundle import (
+        INTEGER_STEPS_OTHER_INTERPRETER,
+        INTEGER_STEPS_OTHER_MACHINE,
+        agreement_rule,
+    )
+
+    made = {"name": "ai_edge_litert", "version": "2.3.0", "machine": "x86_64"}
+    same = agreement_rule(made, ("ai_edge_litert", "2.3.0", "x86_64"), integer=True)
+    arm = agreement_rule(made, ("ai_edge_litert", "2.3.0", "aarch64"), integer=True)
+    other = agreement_rule(made, ("tflite_runtime", "2.14.0", "aarch64"), integer=True)
+    unknown = agreement_rule({}, ("tflite_runtime", "2.14.0", "aarch64"), integer=True)
+    floats = agreement_rule(made, ("tflite_runtime", "2.14.0", "aarch64"), integer=False, atol=1e-3)
+    assert (same.max_diff, same.text) == (0, "exact") and (unknown.max_diff, unknown.text) == (0, "exact")
+    assert arm.max_diff == INTEGER_STEPS_OTHER_MACHINE and arm.top1_equal and "aarch64" in arm.text
+    assert other.max_diff == INTEGER_STEPS_OTHER_INTERPRETER and other.top1_equal
+    assert floats.max_diff == 1e-3 and not floats.top1_equal
+
+
+def test_golden_made_on_another_machine_allows_one_step(bundles, tmp_path):
+    def arm(manifest):
+        manifest["tools"]["interpreter"]["machine"] = "aarch64"
+
+    bundle, model = _rewrite_golden_edit(_copy(bundles["int8"], tmp_path / "a"), lambda o: _nudge_runner_up(o, 1), arm)
+    assert "within 1 step" in self_test(bundle, model)["rule"]
+    bundle, model = _rewrite_golden_edit(_copy(bundles["int8"], tmp_path / "b"), lambda o: _nudge_runner_up(o, 3), arm)
+    with pytest.raises(BundleError, match="within 1 step"):
+        self_test(bundle, model)
+
+
+def _rewrite_golden_edit(folder, change_outputs, edit):
+    rewrite_golden(folder, change_outputs, edit)
+    bundle = open_bundle(folder)
+    return bundle, TFLiteModel(bundle.model_path, num_threads=1)
+
+
+def test_convert_without_data_falls_back_to_random_golden_inputs_and_signs(tiny, tmp_path, monkeypatch):
+    from convert.pipeline import ConvertOptions, convert
+    from edge.signing import init_keys
+    from tests.convert_helpers import CLASS_NAMES
+
+    keys = tmp_path / "keys"
+    init_keys(keys)
+    monkeypatch.setenv("EDGEKIT_CONFIG_DIR", str(keys))  # the workstation's key: convert signs with it
+    [result] = convert(ConvertOptions(source=tiny["model"], labels=CLASS_NAMES, modes=["float32"],
+                                      accuracy_check=False, out=tmp_path / "b", latency_runs=5))
+    bundle = open_bundle(result.bundle)
+    assert bundle.manifest["golden"]["selection"]["source"] == "random inputs (no data)"
+    assert (result.bundle / "manifest.sig").is_file() and (result.bundle / "manifest.sha256").is_file()
+    (keys / "trusted.pub").write_text((keys / "signing.pub").read_text())  # now a car trusting that key
+    assert verify_bundle(result.bundle)["signature"].startswith("ok (key ")
+
+
+def test_keys_commands_from_init_to_a_car_that_refuses_unsigned_bundles(bundles, tmp_path):
+    workstation, car = tmp_path / "workstation", tmp_path / "car"
+    out = run_edgekit("keys", "init", "--dir", str(workstation), check=True).stdout
+    assert "signing.pub" in out and oct((workstation / "signing.key").stat().st_mode & 0o777) == "0o600"
+    again = run_edgekit("keys", "init", "--dir", str(workstation))
+    assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    unsigned = _copy(bundles["int8"], tmp_path / "u")
+    signed = _copy(bundles["int8"], tmp_path / "s")
+    run_edgekit("keys", "sign", str(signed), "--dir", str(workstation), check=True)
+    run_edgekit("keys", "trust", str(workstation / "signing.pub"), "--dir", str(car), check=True)
+    env = {"EDGEKIT_CONFIG_DIR": str(car)}
+    assert "signature: ok (key" in run_edgekit("bundle", "verify", str(signed), env=env, check=True).stdout
+    refused = run_edgekit("bundle", "verify", str(unsigned), env=env)
+    assert refused.returncode == 1 and "is not signed" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    shown = json.loads(run_edgekit("keys", "show", "--dir", str(car), check=True).stdout)
+    assert len(shown["trusted_keys"]) == 1 and shown["signing_key"] is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 
@@ -37,6 +38,22 @@ def test_quick_demo_runs_every_step_and_hot_swaps(tmp_path):
     assert (out / "drive.png").stat().st_size > 1000 and (out / "runs" / "v0001" / "curves.png").is_file()
     assert "before/after on the same" in result.stdout and "reports and pictures in" in result.stdout
     assert json.loads((out / "demo.json").read_text())["status"] == "done"
+
+    # both releases' golden inputs span the classes with unsaturated outputs, so another model of
+    # the same shape under a re-hashed manifest fails verify (issue 14 item 3)
+    from edge.bundle import BundleError, open_bundle, verify_bundle
+    from tests.faults.test_bundle import rehash
+
+    for release in ("v0001", "v0002"):
+        selection = open_bundle(out / "car" / "releases" / release).manifest["golden"]["selection"]
+        assert len(selection["predicted_classes"]) >= 3 and selection["saturated"] == 0, selection
+    swapped = tmp_path / "swapped"
+    shutil.copytree(out / "car" / "releases" / "v0002", swapped)
+    (swapped / ".accepted-digest").unlink()
+    shutil.copy(out / "car" / "releases" / "v0001" / "model.tflite", swapped / "model.tflite")
+    rehash(swapped)
+    with pytest.raises(BundleError, match="self-test failed"):
+        verify_bundle(swapped)
 
     # a second run starts clean; a folder that is not a demo is refused, untouched
     other = tmp_path / "mine"

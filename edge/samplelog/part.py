@@ -140,14 +140,11 @@ def build_logger(options: dict[str, Any], labels: list[str], model_version: str,
 
 
 def attach_shadow_bundle(logger: SampleLogger, path: Path, primary_spec: Any, threads: int = 1) -> None:
-    """Verify the shadow bundle (checksums + golden self-test) and run it beside the primary."""
-    from edge.bundle import open_bundle, self_test
-    from edge.interpreter import TFLiteModel
+    """Verify the shadow bundle (edge.bundle.check_bundle, as for the primary) and run it beside the primary."""
+    from edge.bundle import load_verified
     from edge.preprocess import preprocess
 
-    bundle = open_bundle(path, verify=True)
-    model = TFLiteModel(bundle.model_path, num_threads=threads)
-    self_test(bundle, model)
+    bundle, model, _ = load_verified(path, threads)
     spec = bundle.preprocess
     prepare = None if spec == primary_spec else (lambda image: preprocess(image, spec))
     version = ":".join(p for p in (bundle.name, bundle.version) if p) or "shadow"
