@@ -530,5 +530,11 @@ def decode_row(row: sqlite3.Row) -> dict[str, Any]:
     data = dict(row)
     for name in _JSON_COLUMNS:
         if isinstance(data.get(name), str):
-            data[name] = json.loads(data[name])
+            try:
+                data[name] = json.loads(data[name])
+            except (json.JSONDecodeError, RecursionError) as error:
+                where = f"sample {data['id']}" if "id" in data else f"session {data.get('session_id')!r}"
+                raise UserError(f"{where} of this sample store has an unreadable {name} (not JSON): the store is "
+                                f"damaged or was tampered with; `edgekit pull` copies only its valid rows"
+                                ) from error
     return data

@@ -336,3 +336,31 @@ def test_a_store_writer_refuses_names_that_leave_the_store(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
     with pytest.raises(UserError, match="unsafe path"):
         SampleStore(tmp_path / "s").path_of({"file": "../../etc/hostname"})
+
+
+@pytest.mark.fault("pull: field values from the car")
+@pytest.mark.parametrize("command, table, column", [("stats", "sessions", "predictions"),
+                                                    ("list", "samples", "probabilities")])
+def test_reading_commands_on_a_tampered_store_are_one_line(site, command, table, column, record_property):
+    tmp_path, car, secret = site
+    tamper(car, f"UPDATE {table} SET {column} = ?", ("[" * 100_000,))
+    result = run_edgekit("samples", command, str(car))
+    record_property("data_lost", 0)
+    assert result.returncode == 1 and "not JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.fault("pull: archives and remote copies")
+@pytest.mark.slow
+def test_cycle_pulls_through_the_same_checks(site, record_property):
+    tmp_path, car, secret = site
+    sha = plant(car, "evil.png", PTH)
+    insert_row(car, session_id="../../venv/lib/python3.11/site-packages", file="images/s1/evil.png", sha256=sha,
+               bytes=len(PTH))
+    result = run_edgekit("cycle", "--pull", str(car), "--store", str(tmp_path / "dest"), "--data",
+                         str(tmp_path / "none.npz"), "--split", str(tmp_path / "none.json"), "--auto-label", "0.9",
+                         "--registry", str(tmp_path / "models"))
+    pulled = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("pull: "))[6:])
+    record_property("data_lost", max(0, GOOD - pulled["new"]))
+    assert pulled["refused"] == 1 and pulled["new"] == GOOD, pulled
+    assert "refused 1 rows" in result.stderr and not (tmp_path / "venv").exists()
+    assert "Traceback" not in result.stderr
