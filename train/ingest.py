@@ -3,7 +3,9 @@
 Frames go through the bundle's preprocessing (ROI crop, resize) so dataset images
 are exactly what the car's model saw. Splits stay stable: groups already in the
 previous split file keep their split; new sessions are placed by group hash, and
-the newest sessions can form a separate "fresh_test" split.
+the newest sessions can form a separate "fresh_test" split. New samples that are
+near-copies (dHash) of existing images of *another* split are leaks: `check_leaks`
+finds them, and ingest refuses them (or drops them when asked).
 
 Example:
     >>> field = store_dataset(open_samples("pulled/car1"), spec, ["green", "none", "red", "yellow"])
@@ -12,13 +14,14 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tqdm import tqdm
 
 from edge.errors import UserError
 from edge.preprocess import PreprocessSpec, preprocess
+from train.audit import DEFAULT_THRESHOLD, dhash, near_pairs
 from train.data.dataset import Dataset, concat
 from train.labeling.decisions import LabelDB
 from train.labeling.samples import SampleSource
@@ -86,3 +89,110 @@ def per_class_session_counts(dataset: Dataset) -> dict[str, dict[str, int]]:
         name = dataset.class_names[label]
         row[name] = row.get(name, 0) + 1
     return table
+
+
+@dataclass
+class Leak:
+    """A new sample that is a near-copy of an existing image in another split."""
+
+    new: int          # dataset index of the new sample
+    old: int          # dataset index of the existing image
+    distance: int     # Hamming distance of their dHashes
+    new_split: str
+    old_split: str
+
+
+@dataclass
+class LeakReport:
+    """What the leak check of newly ingested samples found."""
+
+    checked: int
+    against: dict[str, int]
+    threshold: int
+    leaks: list[Leak] = field(default_factory=list)
+
+    @property
+    def leaking(self) -> np.ndarray:
+        """Dataset indices of the new samples that leak (each once)."""
+        return np.unique(np.asarray([leak.new for leak in self.leaks], np.int64))
+
+    def summary(self) -> str:
+        against = ", ".join(f"{k} {v}" for k, v in self.against.items())
+        head = (f"leak check (dHash, Hamming <= {self.threshold}): {self.checked} new samples against "
+                f"{sum(self.against.values())} existing ({against})")
+        if not self.leaks:
+            return head + ": no near-copies across splits"
+        kinds: dict[str, int] = {}
+        for leak in self.leaks:
+            key = f"{leak.new_split}~{leak.old_split}"
+            kinds[key] = kinds.get(key, 0) + 1
+        return (head + f": {len(self.leaking)} new samples are near-copies of images in another split ("
+                + ", ".join(f"new in {k.split('~')[0]} ~ old in {k.split('~')[1]}: {n} pairs"
+                            for k, n in sorted(kinds.items())) + ")")
+
+    def examples(self, dataset: Dataset, limit: int = 5) -> list[str]:
+        return [f"  {dataset.sources[leak.new]} ({leak.new_split})  ~  {dataset.sources[leak.old]} "
+                f"({leak.old_split}), d={leak.distance}" for leak in self.leaks[:limit]]
+
+
+def check_leaks(dataset: Dataset, split_indices: dict[str, np.ndarray], first_new: int,
+                threshold: int = DEFAULT_THRESHOLD) -> LeakReport:
+    """Near-copies between new samples (indices >= first_new) and existing ones in another split.
+
+    A re-encoded copy of a test image that lands in train (or in fresh_test) would let the
+    model, or the gate, see the test set twice; the same audit as `edgekit audit`, run on
+    just the new samples before anything is written.
+    """
+    where = np.full(len(dataset), "", dtype=object)
+    for name, indices in split_indices.items():
+        where[np.asarray(indices, np.int64)] = name
+    new = np.arange(first_new, len(dataset))
+    old = np.arange(first_new)
+    old = old[where[old] != ""]
+    against = {name: int((where[old] == name).sum()) for name in split_indices if (where[old] == name).any()}
+    report = LeakReport(len(new), against, threshold)
+    if not len(new) or not len(old):
+        return report
+    hashes = dhash(dataset.images)
+    i, j, d = near_pairs(hashes[new], hashes[old], threshold)
+    for a, b, distance in zip(new[i].tolist(), old[j].tolist(), d.tolist(), strict=True):
+        if where[a] != where[b]:
+            report.leaks.append(Leak(a, b, distance, str(where[a]), str(where[b])))
+    report.leaks.sort(key=lambda leak: (leak.distance, leak.new, leak.old))
+    return report
+
+
+@dataclass
+class CheckedSplit:
+    """The dataset and split after the leak check (leaking new samples dropped when asked)."""
+
+    dataset: Dataset
+    split: object  # train.splits.SplitFile
+    fresh: list[str]
+    leaks: LeakReport
+    dropped: int
+
+
+def split_checked(dataset: Dataset, first_new: int, previous, fresh_test: float, drop_leaks: bool,
+                  threshold: int = DEFAULT_THRESHOLD) -> CheckedSplit:
+    """Extend the split to the merged dataset and check the new samples for leaks.
+
+    With `drop_leaks`, leaking new samples are removed and the split made again without them;
+    otherwise they stay and the caller refuses (see `CheckedSplit.leaks`).
+    """
+    from train.splits import make_split, newest_groups
+
+    def extend(data: Dataset):
+        fresh = newest_groups(data, previous, fresh_test) if fresh_test else []
+        split = make_split(data, previous.fractions if previous else (0.7, 0.15, 0.15),
+                           salt=previous.salt if previous else "edgekit", previous=previous, fresh_test=fresh)
+        return split, fresh
+
+    split, fresh = extend(dataset)
+    leaks = check_leaks(dataset, split.indices(dataset), first_new, threshold)
+    dropped = 0
+    if leaks.leaks and drop_leaks:
+        dropped = len(leaks.leaking)
+        dataset = dataset.subset(np.setdiff1d(np.arange(len(dataset)), leaks.leaking))
+        split, fresh = extend(dataset)
+    return CheckedSplit(dataset, split, fresh, leaks, dropped)

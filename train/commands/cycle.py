@@ -44,12 +44,12 @@ def run(args: argparse.Namespace) -> int:
     from edge.bundle import open_bundle
     from train.data.dataset import Dataset
     from train.gate import GateRules
-    from train.ingest import merge, store_dataset
+    from train.ingest import merge, split_checked, store_dataset
     from train.labeling.decisions import LabelDB
     from train.labeling.samples import open_samples
     from train.registry import Registry
     from train.retrain import RetrainOptions, retrain
-    from train.splits import load_split, make_split, newest_groups
+    from train.splits import load_split
 
     record: dict = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if args.pull:
@@ -84,10 +84,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"retrain: skipped ({added} new samples < --min-new {args.min_new})")
         _log(args.log, record)
         return 0
-    merged.save(args.data)
-    previous = load_split(args.split)
-    fresh = newest_groups(merged, previous, args.fresh_test) if args.fresh_test else []
-    make_split(merged, previous.fractions, salt=previous.salt, previous=previous, fresh_test=fresh).save(args.split)
+    # unattended: near-copies of images in another split are dropped (and counted), never ingested
+    checked = split_checked(merged, len(base), load_split(args.split), args.fresh_test, drop_leaks=True)
+    record["leaks_dropped"] = checked.dropped
+    print(checked.leaks.summary() + (f"; dropped {checked.dropped}" if checked.dropped else ""))
+    checked.dataset.save(args.data)
+    checked.split.save(args.split)
 
     critical = [c.strip() for c in args.critical.split(",") if c.strip()]
     result = retrain(RetrainOptions(

@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the registry's production)")
     parser.add_argument("--registry", type=Path, default=None)
     parser.add_argument("--name", help="model name in the registry")
+    parser.add_argument("--drop-leaks", action="store_true",
+                        help="drop new samples that are near-copies of images in another split "
+                             "(default: refuse the ingest and write nothing)")
+    parser.add_argument("--leak-threshold", type=int, default=4,
+                        help="largest dHash Hamming distance that counts as a near-copy (default 4, as audit)")
 
 
 def _spec_and_classes(args: argparse.Namespace):
@@ -36,13 +41,14 @@ def _spec_and_classes(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from edge.errors import UserError
     from train.data.dataset import Dataset
-    from train.ingest import merge, per_class_session_counts, store_dataset
+    from train.ingest import merge, per_class_session_counts, split_checked, store_dataset
     from train.labeling.samples import open_samples
-    from train.splits import load_split, make_split, newest_groups
+    from train.splits import load_split
 
     spec, labels = _spec_and_classes(args)
     base_path = args.into if args.into.exists() else args.base
     dataset = Dataset.load(base_path) if base_path else None
+    first_new = len(dataset) if dataset is not None else 0
     class_names = dataset.class_names if dataset is not None else labels
     total_added = 0
     for store in args.stores:
@@ -54,16 +60,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"  session {session}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if dataset is None or len(dataset) == 0:
         raise UserError("no labeled samples to ingest: label them first (`edgekit label serve|import|auto`)")
-    dataset.save(args.into)
-    print(f"dataset {args.into}: {len(dataset)} samples (+{total_added}), classes {', '.join(dataset.class_names)}")
+    checked = None
     if args.split or args.split_out:
         previous = load_split(args.split) if args.split and args.split.exists() else None
-        fresh = newest_groups(dataset, previous, args.fresh_test) if args.fresh_test else []
-        split = make_split(dataset, previous.fractions if previous else (0.7, 0.15, 0.15),
-                           salt=previous.salt if previous else "edgekit", previous=previous, fresh_test=fresh)
+        checked = split_checked(dataset, first_new, previous, args.fresh_test, args.drop_leaks, args.leak_threshold)
+        print(checked.leaks.summary())
+        if checked.leaks.leaks:
+            print("\n".join(checked.leaks.examples(dataset)))
+            if not checked.dropped:
+                raise UserError(f"{len(checked.leaks.leaking)} new samples are near-copies of images in another "
+                                "split (a leak between train and the held-out sets): nothing was written; drop "
+                                "them with --drop-leaks, or discard them in the labels (`edgekit label serve`)")
+            print(f"dropped {checked.dropped} leaking new samples (--drop-leaks)")
+        dataset, total_added = checked.dataset, total_added - checked.dropped
+    elif total_added:
+        print("leak check skipped: give --split (or --split-out) to check new samples against the splits")
+    dataset.save(args.into)
+    print(f"dataset {args.into}: {len(dataset)} samples (+{total_added}), classes {', '.join(dataset.class_names)}")
+    if checked is not None:
         out = args.split_out or args.split
-        split.save(out)
-        counts = split.counts(dataset)
+        checked.split.save(out)
+        counts = checked.split.counts(dataset)
         print(f"split {out}: " + ", ".join(f"{k} {sum(v)}" for k, v in counts.items())
-              + (f"; fresh test = sessions {', '.join(fresh)}" if fresh else ""))
+              + (f"; fresh test = sessions {', '.join(checked.fresh)}" if checked.fresh else ""))
     return 0
