@@ -14,8 +14,12 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 SSH_ENV = "EDGEKIT_SSH"
@@ -33,6 +37,27 @@ def ssh_command(override: str | None = None) -> list[str]:
     return words
 
 
+def shared_connection(command: list[str]) -> list[str]:
+    """`command` with OpenSSH's connection sharing: one login for all the commands of a deploy.
+
+    A deploy runs a dozen short commands on the car; each new login costs a handshake (about a
+    second to a Pi over Wi-Fi). The first command opens a master connection, the others ride on
+    it; it closes when this process exits (or 30 s after its last use, if this process is killed).
+    """
+    if Path(command[0]).name != "ssh":
+        return command
+    folder = tempfile.mkdtemp(prefix="edgekit-ssh-")  # mode 0700: only this user reaches the socket
+    atexit.register(_close_shared, command[0], folder)
+    return [*command, "-o", "ControlMaster=auto", "-o", f"ControlPath={folder}/%C", "-o", "ControlPersist=30"]
+
+
+def _close_shared(ssh: str, folder: str) -> None:
+    for socket in Path(folder).iterdir():
+        subprocess.run([ssh, "-o", f"ControlPath={socket}", "-O", "exit", "car"], capture_output=True,
+                       timeout=10, check=False)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def explain_ssh_failure(host: str, stderr: str) -> str | None:
     """One line for a failure of ssh itself (exit 255), or None when stderr is not one of ssh's.
 
@@ -41,7 +66,9 @@ def explain_ssh_failure(host: str, stderr: str) -> str | None:
         stderr: ssh's standard error.
     """
     lines = [line.strip() for line in stderr.splitlines() if line.strip() and not line.startswith("@")]
-    last = lines[-1] if lines else "no message"
+    if not lines:  # a shared connection's master died: its clients exit 255 without a word
+        return f"lost the connection to {host} (ssh said nothing more)"
+    last = lines[-1]
     name = host.split("@")[-1]
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
         return (f"refused: {host} answered with a host key other than the one in known_hosts (a re-flashed "

@@ -63,7 +63,7 @@ from typing import Any, Protocol
 
 from edge.bundle import ACCEPTED_FILE, file_sha256, manifest_digest
 from edge.errors import UserError
-from edge.remote import SSH_FAILED, explain_ssh_failure, ssh_command
+from edge.remote import SSH_FAILED, explain_ssh_failure, shared_connection, ssh_command
 from train.registry import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -301,7 +301,7 @@ class SshTarget:
         self.lock_wait = lock_wait
         self.root = root[2:] if root.startswith("~/") else root  # the login starts in the home folder
         self.edgekit = edgekit
-        self.ssh = ssh or ssh_command()
+        self.ssh = shared_connection(ssh or ssh_command())
         self.verify_timeout = verify_timeout
         self.q_root = shlex.quote(self.root)
 

@@ -138,8 +138,8 @@ class SshCar:
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment a user would set for edgekit: EDGEKIT_SSH names the ssh config file."""
-        return {**os.environ, "EDGEKIT_SSH": f"ssh -F {self.ssh_config}"}
+        """What a user would set for edgekit: EDGEKIT_SSH names the ssh config file."""
+        return {"EDGEKIT_SSH": f"ssh -F {self.ssh_config}"}
 
     @property
     def target(self) -> str:

@@ -1,0 +1,123 @@
+"""The README's SSH steps, run as written against a real OpenSSH server (the `ssh_car` fixture).
+
+The car is Debian's sshd with a `pi` user in its own network namespace (or on loopback), its
+venv the device extra; the workstation reaches it the way a user would: a `Host car.local`
+entry in an ssh config file named by EDGEKIT_SSH (tests/sshcar).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import run_edgekit
+from tests.sshcar import SshCar, _children_of, unavailable
+from tests.tiny_bundles import float_tflite, write_bundle
+
+CAR = "pi@car.local"
+
+
+def edgekit(car: SshCar, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return run_edgekit(*args, cwd=cwd, env=car.env, check=check)
+
+
+def on_car(car: SshCar, script: str) -> str:
+    result = car.ssh(script)
+    assert result.returncode == 0, f"on the car: {script}\n{result.stderr}"
+    return result.stdout
+
+
+def test_readme_deploy_status_rollback_over_ssh(ssh_car, tmp_path):
+    car = ssh_car
+    for version, seed in (("v0001", 0), ("v0002", 1)):
+        bundle = write_bundle(tmp_path / "bundles" / version, float_tflite(seed), name="lights", version=version)
+        edgekit(car, "models", "register", str(bundle), "--name", "lights", "--promote", cwd=tmp_path)
+        # README: edgekit deploy production --name lights --to pi@car.local:edgekit
+        out = edgekit(car, "deploy", "production", "--name", "lights", "--to", f"{CAR}:edgekit", cwd=tmp_path).stdout
+        assert f"copy: copied {CAR}:edgekit/releases/{version}" in out
+        assert "verify: ok on the target (ai_edge_litert" in out  # the car's venv verified it
+        # README "On the Pi" step 4's check, as pi on the car
+        verified = on_car(car, "cd edgekit && venv/bin/edgekit bundle verify --json current")
+        assert json.loads(verified[verified.index("{"):])["version"] == version
+    assert os.readlink(car.home / "edgekit" / "current") == "releases/v0002"
+
+    state = json.loads(edgekit(car, "deploy", "--status", "--to", f"{CAR}:edgekit", cwd=tmp_path).stdout)
+    assert (state["current"], state["previous"]) == ("v0002", "v0001")
+    assert sorted(state["releases"]) == ["v0001", "v0002"]
+
+    out = edgekit(car, "deploy", "--rollback", "--to", f"{CAR}:edgekit", cwd=tmp_path).stdout
+    assert f"rollback: {CAR}:edgekit current -> v0001 (was v0002)" in out
+    assert os.readlink(car.home / "edgekit" / "current") == "releases/v0001"
+    # deploying again what the car holds copies nothing and verifies it again
+    out = edgekit(car, "deploy", "v0002", "--name", "lights", "--to", f"{CAR}:~/edgekit", cwd=tmp_path).stdout
+    assert "already on the target" in out and "switch: current -> v0002 (previous: v0001)" in out
+
+
+def _store_rows(store: Path) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{store / 'samples.db'}?mode=ro", uri=True) as db:
+        return sorted(db.execute("SELECT sha256, session_id, frame_index, label FROM samples"))
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def test_readme_pull_over_ssh_is_idempotent_and_resumes_after_a_cut(fresh_ssh_car, tmp_path):
+    car = fresh_ssh_car  # its connections get cut
+    if car.netns is None:
+        unavailable("cutting a pull mid-copy needs the car in a network namespace (to slow its link)")
+    bundle = write_bundle(tmp_path / "bundle", float_tflite(), name="lights", version="v0001")
+    edgekit(car, "deploy", str(bundle), "--to", f"{CAR}:edgekit", cwd=tmp_path)
+    # README, on the car: edgekit run ... --log-dir car/samples (every frame logged, paced to fill a store)
+    on_car(car, "edgekit/venv/bin/edgekit run --bundle edgekit/current --source synthetic:frames=80 "
+                "--frames 80 --max-fps 25 --quiet --log-dir samples --log-random 1 --log-min-interval 0")
+    on_car(car, "edgekit/venv/bin/edgekit samples stats samples")
+    car_images = car.home / "samples" / "images"
+    sent = _digests(car_images)
+    assert len(sent) >= 20, f"the car logged only {len(sent)} samples"
+
+    # README: edgekit pull car/samples field  (# or pi@car.local:samples), cut mid-copy
+    incoming = tmp_path / "field" / ".incoming" / "pi_car.local_samples" / "images"
+    with car.slow_link("4mbit"):
+        pull = subprocess.Popen([sys.executable, "-m", "edge.cli", "pull", f"{CAR}:samples", "field"],
+                                cwd=tmp_path, env={**os.environ, **car.env}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len([p for p in incoming.rglob("*") if p.is_file()]) < 5:
+            time.sleep(0.01)
+        for pid in _children_of(car.process.pid):  # the car's sshd session and rsync: connection cut
+            os.kill(pid, signal.SIGKILL)
+        _, stderr = pull.communicate(timeout=60)
+    assert pull.returncode != 0
+    assert len(stderr.strip().splitlines()) == 1 and "run the same pull again to resume" in stderr, stderr
+    copied = {name: digest for name, digest in _digests(incoming).items() if sent.get(name) == digest}
+    assert 0 < len(copied) < len(sent), "the cut should fall in the middle of the copy"
+    inodes = {name: (incoming / name).stat().st_ino for name in copied}
+    assert not (tmp_path / "field" / "samples.db").exists() or _store_rows(tmp_path / "field") == []
+
+    resumed = json.loads(edgekit(car, "pull", f"{CAR}:samples", "field", "--json", cwd=tmp_path).stdout)
+    assert {name: (incoming / name).stat().st_ino for name in copied} == inodes  # not sent again
+    assert _digests(incoming) == sent and resumed["new"] == resumed["dest_rows"] == len(sent)
+    again = json.loads(edgekit(car, "pull", f"{CAR}:samples", "field", "--json", cwd=tmp_path).stdout)
+    assert (again["new"], again["duplicates"], again["dest_rows"]) == (0, len(sent), len(sent))
+
+    # the same store as one uninterrupted pull straight from the car's folder
+    edgekit(car, "pull", str(car.home / "samples"), "reference", cwd=tmp_path)
+    assert _store_rows(tmp_path / "field") == _store_rows(tmp_path / "reference")
+
+
+def test_edgekit_never_turns_host_key_checking_off():
+    """ssh keeps the first value of an option: edgekit's come before the user's."""
+    from train.deploy import open_target
+
+    target = open_target(f"{CAR}:edgekit", ssh="ssh -o StrictHostKeyChecking=no -F car.conf")
+    assert target.ssh[:5] == ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
