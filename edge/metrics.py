@@ -137,7 +137,8 @@ def drop_is_real(reference: tuple[float, float], candidate: tuple[float, float],
 
     It rejects only when the measured drop is over `margin_points` AND the lower bound of the
     drop (Newcombe's hybrid score interval from the two Wilson intervals, one-sided 95% by
-    default) is above 0: the images show the candidate really is worse. Treating the two
+    default) is above 0: the images show the candidate really is worse. A negative margin
+    demands a gain: then the lower bound must be above the margin instead. Treating the two
     figures as independent overstates the noise of a paired comparison on the same images,
     which errs on the side of not rejecting for a single image.
 
@@ -154,7 +155,7 @@ def drop_is_real(reference: tuple[float, float], candidate: tuple[float, float],
     drop = p1 - p2
     low = drop - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     high = drop + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-    rejects = drop * 100 > margin_points + 1e-9 and low > 0
+    rejects = drop * 100 > margin_points + 1e-9 and low * 100 > min(0.0, margin_points)
     return Drop(round(drop * 100, 4), round(low * 100, 4), round(high * 100, 4), margin_points, rejects)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,6 +29,8 @@ def test_wilson_interval_matches_known_values():
     ((450, 500), (440, 500), 3.0, False),  # 2 points: within the margin
     ((450, 500), (425, 500), 3.0, True),  # 5 points over 500: just over the line (low bound 1.6 pt)
     ((45, 50), (42, 50), 3.0, False),  # 6 points, but only 50 images (low bound < 0)
+    ((450, 500), (450, 500), -5.0, True),  # a negative margin demands a gain: none here
+    ((400, 500), (475, 500), -5.0, False),  # a 15-point gain meets it
 ])
 def test_drop_rule_on_both_sides_of_the_line(reference, candidate, margin, rejects):
     assert drop_is_real(reference, candidate, margin).rejects is rejects
@@ -149,3 +152,69 @@ def test_retrain_inherits_the_parents_whole_recipe_and_each_option_overrides_one
     # a parent that recorded no recipe: edgekit's defaults, and the run says so
     assert parent_recipe(SimpleNamespace(version="v0001", lineage={}))[0] == {}
     assert inherited_recipe(base, {}, fine_tune=True) == {"learning_rate": 3e-4}
+
+
+def _colour_set(n: int = 120, size: int = 8, seed: int = 0):
+    """Images whose dominant colour channel is the class (3 classes)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    images = rng.integers(0, 90, (n, size, size, 3)).astype(np.uint8)
+    for index, label in enumerate(labels):
+        images[index, :, :, label] += 150
+    return images, labels
+
+
+def test_right_in_training_mode_wrong_at_inference_is_named_with_its_cause():
+    import keras
+
+    from train.training.health import check_model
+
+    keras.utils.set_random_seed(0)
+    images, labels = _colour_set()
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(8, 1, use_bias=False)(x)
+    bn = keras.layers.BatchNormalization()
+    x = keras.layers.Activation("relu")(bn(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    model.fit(images.astype("float32"), labels, epochs=30, batch_size=40, verbose=0)
+    indices = {"train": np.arange(60), "val": np.arange(60, 120)}
+    recipe = SimpleNamespace(batch_size=40, bn_momentum=0.99, learning_rate=0.05)
+    healthy = check_model(model, images, labels, indices, ["r", "g", "b"], 40, False, recipe, steps=90)
+    assert not healthy["health"]["collapsed"] and healthy["val_scores"]["accuracy"] > 0.9
+    # moving statistics that never caught up (what 0.99 momentum over ~100 steps leaves behind)
+    gamma, beta, mean, var = bn.get_weights()
+    bn.set_weights([gamma, beta, mean + 50.0, var])
+    broken = check_model(model, images, labels, indices, ["r", "g", "b"], 40, False, recipe, steps=90)
+    health = broken["health"]
+    assert health["collapsed"] and health["mode_check"]["mismatch"]
+    assert health["mode_check"]["training_mode_accuracy"] > 0.9 > health["mode_check"]["inference_accuracy"]
+    assert "BatchNorm's moving statistics" in health["advice"] and "right in training mode" in health["advice"]
+    assert np.allclose(bn.get_weights()[2], mean + 50.0)  # the check put the weights back
+
+
+@pytest.mark.slow
+def test_train_with_no_options_picks_the_car_default_and_says_why(tmp_path):
+    from tests.conftest import run_edgekit
+    from train.data import Dataset
+
+    images, labels = _colour_set(n=96, size=12)
+    labels[:30] = 0  # imbalanced: 42 : 27 : 27 - below the class-weight threshold
+    Dataset(images, labels, ["r", "g", "b"], groups=np.arange(96).astype(str), sources=np.arange(96).astype(str),
+            subsets=np.where(np.arange(96) < 64, "train", "test"), name="colours").save(tmp_path / "c.npz")
+    out = tmp_path / "run"
+    # --epochs keeps the test short; every other recipe field is left to the car default
+    result = run_edgekit("train", str(tmp_path / "c.npz"), "--epochs", "1", "--quiet", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["model_name"] == "car-small" and run["config"]["bn_momentum"] == 0.9
+    recipe = run["recipe"]
+    assert recipe["given"] == ["epochs"] and recipe["chosen"]["batch_size"] == 16
+    assert set(recipe["why"]) == {"batch_size", "learning_rate", "bn_momentum", "class_weights", "augment"}
+    assert "Per class on validation:" in result.stdout and "precision  recall" in result.stdout
+    assert (out / "confusion.png").stat().st_size > 5000 and (out / "curves.png").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    # one epoch of 4 steps cannot have learnt much: whatever it did, the verdict matches the check
+    assert (summary["diagnosis"]["verdict"] == "collapsed") == summary["health"]["collapsed"]
