@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edge.metrics import absolute_failures, collapse_findings, drop_is_real, scores, wilson
+from tests.conftest import CIFAR_ZIP, needs_cifar
 from tests.convert_helpers import CLASS_NAMES, SIZE, make_dataset
 from train.training.analysis import diagnose
 from train.training.recipe import auto_choices
@@ -218,3 +219,42 @@ def test_train_with_no_options_picks_the_car_default_and_says_why(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     # one epoch of 4 steps cannot have learnt much: whatever it did, the verdict matches the check
     assert (summary["diagnosis"]["verdict"] == "collapsed") == summary["health"]["collapsed"]
+
+
+@needs_cifar()
+@pytest.mark.slow
+def test_issue_12_reproduction_on_a_cifar_subset_is_called_collapsed_not_a_good_fit(tmp_path):
+    """The issue's failure: car-small with the old fixed recipe (batch 128, Keras' BatchNorm momentum)
+    on a small imbalanced CIFAR subset gets a few dozen steps; it must be called collapsed."""
+    import zipfile
+
+    import cv2
+
+    from train.data import Dataset
+    from train.training import TrainConfig, train
+
+    wanted = {"airplane": (150, 60), "ship": (135, 54), "truck": (8, 6)}  # train, test (about 1:19)
+    images, labels, subsets = [], [], []
+    with zipfile.ZipFile(CIFAR_ZIP) as archive:
+        names = archive.namelist()
+        for label, (cls, (n_train, n_test)) in enumerate(wanted.items()):
+            for part, count in (("train", n_train), ("test", n_test)):
+                members = sorted(n for n in names if n.startswith(f"cifar10/{part}/{cls}/") and n.endswith(".jpg"))
+                for member in members[:count]:
+                    raw = np.frombuffer(archive.read(member), np.uint8)
+                    images.append(cv2.cvtColor(cv2.imdecode(raw, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+                    labels.append(label)
+                    subsets.append(part)
+    n = len(labels)
+    Dataset(np.stack(images), np.asarray(labels), list(wanted), groups=np.arange(n).astype(str),
+            sources=np.arange(n).astype(str), subsets=np.asarray(subsets), name="cifar3").save(tmp_path / "c.npz")
+    old_recipe = dict(epochs=15, batch_size=128, learning_rate=0.003, lr_schedule="onecycle", label_smoothing=0.1,
+                      class_weights=True, bn_momentum=0.99, augment={"horizontal_flip": True})
+    result = train(TrainConfig(dataset=str(tmp_path / "c.npz"), model="car-small", out=str(tmp_path / "run"),
+                               verbose=0, **old_recipe))
+    summary = result.summary
+    assert summary["steps"] == 45  # 293 images at batch 128: 3 steps an epoch
+    assert summary["health"]["collapsed"], summary["health"]
+    assert summary["diagnosis"]["verdict"] == "collapsed"
+    assert summary["diagnosis"]["detail"].startswith("COLLAPSED")
+    assert (tmp_path / "run" / "confusion.png").is_file()

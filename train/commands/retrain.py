@@ -66,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
         prod = pair["production"]["accuracy"] if pair["production"] else None
         print(f"{split}: candidate {pair['candidate']['accuracy']:.2f}%"
               + (f" vs production {prod:.2f}%" if prod is not None else ""))
+    for split, delta in result.decision.deltas.items():
+        absolute = delta.get("absolute") or {}
+        if absolute:
+            print(f"{split}: absolute gate: accuracy lower bound {absolute['accuracy_lower_bound'] * 100:.2f}% must beat "
+                  f"always '{absolute['majority_class']}' {absolute['majority_share'] * 100:.2f}%; no class with >= "
+                  f"{absolute['min_class_images']} images at 0 recall"
+                  + (" (FORCED past: --force)" if absolute.get("forced") else ""))
     verdict = "promoted" if result.promoted else ("passed, not promoted" if result.decision.promote else "rejected")
     print(f"gate: {verdict} ({result.version})")
     for reason in result.decision.reasons:
