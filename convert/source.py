@@ -45,6 +45,21 @@ def _read_run_json(folder: Path) -> dict[str, Any]:
     return read_json_object(path, "fix or re-create the run")
 
 
+def dataset_name(ref: str | None) -> str | None:
+    """The name a bundle gets by default: its dataset's (`data/lights.npz` -> lights,
+    `keras:cifar10` -> cifar10, `synthetic:n=3000` -> synthetic), the same on every path
+    (convert, retrain with the registry's name, demo); `--name` overrides it."""
+    if not ref:
+        return None
+    text = str(ref).rstrip("/")
+    kind, sep, rest = text.partition(":")
+    if sep and kind == "keras":
+        return rest.split(",")[0] or None
+    if sep and kind == "synthetic":
+        return "synthetic"
+    return Path(text).stem or None
+
+
 def resolve_source(
     path: Path,
     data: str | None = None,
@@ -70,7 +85,7 @@ def resolve_source(
         spec = preprocess or (PreprocessSpec.from_dict(info["preprocess"]) if info.get("preprocess") else None)
         return ConversionSource(
             model_path=model_path,
-            name=str(info.get("model_name") or path.name),
+            name=dataset_name(data or info.get("dataset")) or path.name,
             class_names=labels or info.get("class_names"),
             preprocess=spec,
             dataset=data or info.get("dataset"),
@@ -83,7 +98,7 @@ def resolve_source(
             raise UserError(f"{path} does not exist: give a run folder or a .keras model file")
         raise UserError(f"{path} is neither a run folder nor a .keras file")
     return ConversionSource(
-        model_path=path, name=path.stem, class_names=labels, preprocess=preprocess,
+        model_path=path, name=dataset_name(data) or path.stem, class_names=labels, preprocess=preprocess,
         dataset=data, split_file=split_file,
     )
 

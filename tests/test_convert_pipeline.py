@@ -174,7 +174,8 @@ def test_run_folder_source(tiny, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "accuracy on test (96 images)" in result.stdout
     bundle = open_bundle(run / "bundles" / "int8.tar.gz")
-    assert (bundle.name, bundle.version, bundle.labels) == ("colour-net", "7", CLASS_NAMES)
+    # issue 13.9: named after the dataset (data.npz), not the preset, as retrain names its bundles
+    assert (bundle.name, bundle.version, bundle.labels) == ("data", "7", CLASS_NAMES)
     lineage = bundle.manifest["lineage"]
     assert lineage["run_folder"] == str(run) and lineage["dataset_sha256"] == "d" * 64
     assert lineage["run"] == {"preset": "tiny", "seed": 3}
@@ -199,3 +200,12 @@ def test_size_breakdown_accounts_for_every_byte(bundles):
     assert parts["int8"]["per_channel_scales"] > 0 and parts["int8"]["quantization"] > 0
     # int8 weights take a quarter of float32's; biases stay 32-bit, so a little more
     assert 0.25 <= parts["int8"]["tensor_data"] / parts["float32"]["tensor_data"] < 0.35
+
+
+def test_bundles_are_named_after_their_dataset_unless_named():
+    """Issue 13.9: the README's convert gave `car-small:2026...`, retrain then `lights:v0002`."""
+    from convert.source import dataset_name
+
+    assert dataset_name("data/lights.npz") == "lights" and dataset_name("photos/") == "photos"
+    assert dataset_name("keras:cifar10") == "cifar10" and dataset_name("synthetic:n=3000,seed=1") == "synthetic"
+    assert dataset_name("archive/signs.zip") == "signs" and dataset_name(None) is None

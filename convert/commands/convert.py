@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "default RUN/bundles/MODE or MODEL-MODE")
     parser.add_argument("--archive", action="store_true", help="also write OUT.tar.gz")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
-    parser.add_argument("--name", help="model name in the manifest (default: run.json model_name)")
+    parser.add_argument("--name", help="model name in the manifest (default: the dataset's name, e.g. lights for data/lights.npz)")
     parser.add_argument("--version", dest="bundle_version", help="model version in the manifest (default: UTC time)")
     data = parser.add_argument_group("data (taken from run.json for a run folder)")
     data.add_argument("--data", help="dataset reference (as for `edgekit train`)")
