@@ -16,6 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from tests.conftest import run_edgekit
 from tests.sshcar import SshCar, _children_of, unavailable
 from tests.tiny_bundles import float_tflite, write_bundle
@@ -121,3 +124,65 @@ def test_edgekit_never_turns_host_key_checking_off():
 
     target = open_target(f"{CAR}:edgekit", ssh="ssh -o StrictHostKeyChecking=no -F car.conf")
     assert target.ssh[:5] == ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+
+
+TINY_SPEC = {"name": "tiny", "input_shape": [16, 16, 3],
+             "layers": [{"type": "conv", "filters": 4, "kernel": 3, "activation": "relu"},
+                        {"type": "maxpool"}, {"type": "flatten"}]}
+COLORS = {"green": (0, 190, 40), "none": (20, 40, 160), "red": (210, 20, 20), "yellow": (220, 200, 0)}
+
+
+def color_images(n: int, size: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n noisy single-colour frames (a task a 4-filter model learns in a few epochs) and their classes."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(COLORS)
+    base = np.array(list(COLORS.values()), dtype=np.int16)[labels][:, None, None, :]
+    noise = rng.integers(-30, 31, (n, *size, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8), labels
+
+
+@pytest.mark.slow
+def test_readme_loop_and_cycle_end_to_end_over_ssh(fresh_ssh_car, tmp_path):
+    """deploy -> run on the car -> cycle: pull over rsync, auto-label, ingest, retrain, gate, deploy over ssh."""
+    import cv2
+
+    from convert.pipeline import ConvertOptions, convert
+    from train.data.dataset import Dataset
+    from train.splits import make_split
+    from train.training import TrainConfig, train
+
+    car = fresh_ssh_car
+    images, labels = color_images(320, (16, 16), seed=0)
+    dataset = Dataset(images, labels, list(COLORS), groups=[f"scene{i % 40}" for i in range(320)],
+                      sources=[f"colors:{i}" for i in range(320)], name="colors")
+    dataset.save(tmp_path / "data.npz")
+    make_split(dataset).save(tmp_path / "split.json")
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_SPEC))
+    run = tmp_path / "runs" / "first"
+    train(TrainConfig(dataset=str(tmp_path / "data.npz"), split_file=str(tmp_path / "split.json"),
+                      model=str(tmp_path / "tiny.json"), out=str(run), epochs=6, learning_rate=1e-2,
+                      verbose=0))
+    convert(ConvertOptions(source=run, modes=["int8"], out=run / "bundle", name="lights", version="v0001",
+                           max_drop=100, max_class_drop=100, latency_runs=5, rep_size=50))
+    edgekit(car, "models", "register", str(run / "bundle"), "--name", "lights", "--run", str(run), "--promote",
+            cwd=tmp_path)
+    edgekit(car, "deploy", "production", "--name", "lights", "--to", f"{CAR}:edgekit", cwd=tmp_path)
+
+    frames = car.home / "frames"  # the car's camera, as an image folder
+    frames.mkdir()
+    for index, frame in enumerate(color_images(48, (48, 64), seed=1)[0]):
+        cv2.imwrite(str(frames / f"{index:04d}.png"), frame[:, :, ::-1])
+    on_car(car, "edgekit/venv/bin/edgekit run --bundle edgekit/current --source frames --quiet "
+                "--log-dir samples --log-random 1 --log-min-interval 0")
+
+    out = edgekit(car, "cycle", "--pull", f"{CAR}:samples", "--store", "field", "--data", "data.npz",
+                  "--split", "split.json", "--auto-label", "0.5", "--epochs", "1", "--max-drop", "100",
+                  "--max-class-drop", "100", "--deploy-to", f"{CAR}:edgekit", "--log", "cycle.jsonl",
+                  cwd=tmp_path).stdout
+    record = json.loads((tmp_path / "cycle.jsonl").read_text())
+    assert record["pull"]["new"] == record["pull"]["dest_rows"] > 0
+    assert record["ingested"] > 0 and record["promoted"] is True, out
+    assert f"deploy: {CAR}:edgekit current -> v0002" in out
+    assert os.readlink(car.home / "edgekit" / "current") == "releases/v0002"
+    verified = on_car(car, "cd edgekit && venv/bin/edgekit bundle verify --json current")
+    assert json.loads(verified[verified.index("{"):])["self_test"] == "ok"
