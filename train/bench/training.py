@@ -94,13 +94,16 @@ def car_default(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
     recipe = dict(PRESETS["car-small"]["recipe"])
     if args.car_epochs:
         recipe["epochs"] = args.car_epochs
-    out = Path(args.runs) / (f"car-small-e{recipe['epochs']}" + (f"-limit{args.limit}" if args.limit else ""))
+    # open recipe fields are sized from the data (train.training.recipe): 15 epochs on CIFAR-10's 50,000
+    out = Path(args.runs) / (f"car-small-e{recipe['epochs'] or 15}" + (f"-limit{args.limit}" if args.limit else ""))
     summary = finished_summary(out)
     if summary is None:
         # the archive's test split is the test set: report the final model's accuracy on it
         config = TrainConfig(dataset=args.dataset, model="car-small", out=str(out), validation="test",
                              limit=args.limit, seed=1, verbose=2, **recipe)
         summary = train(config, dataset=dataset).summary
+    run_info = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    recipe = {**recipe, **((run_info.get("recipe") or {}).get("chosen") or {})}
     return {"preset": "car-small", "params": count_params(load_spec("car-small")), "recipe": recipe,
             "test_accuracy": summary.get("final_val_accuracy"), "best_test_accuracy": summary.get("max_val_accuracy"),
             "epochs": summary["epochs_run"], "wall_time_s": summary["training_time_s"], "run": str(out)}
