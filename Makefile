@@ -11,7 +11,7 @@ PI_VENV := .venv-pi214
 PI_STAMP := $(PI_VENV)/.installed-pi
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: demo test lint env device-env pi-env car-rootfs browser bench-data bench-train bench-convert bench-edge bench-faults bench-small clean
+.PHONY: demo test lint env device-env pi-env car-rootfs browser ssh-car bench-data bench-train bench-convert bench-edge bench-faults bench-small clean
 
 env: $(HOST_STAMP)
 
@@ -44,6 +44,7 @@ demo: $(HOST_STAMP)
 test: $(HOST_STAMP) $(DEVICE_STAMP)
 	@-$(MAKE) --no-print-directory pi-env || echo "warning: could not build $(PI_VENV); runtime-compatibility tests will skip"
 	@-$(MAKE) --no-print-directory browser
+	@-$(MAKE) --no-print-directory ssh-car
 	@$(MAKE) --no-print-directory car-rootfs-for-tests
 	@$(BIN)/ruff check edge train convert tests
 	@$(BIN)/pytest -n 2 --timeout 600 -q
@@ -88,6 +89,13 @@ browser:
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
 	else echo "warning: /usr/bin/chromium missing and not root: the browser test will skip (sudo apt-get install chromium)"; fi
+
+# Debian's OpenSSH server and rsync for the SSH-car tests (tests/sshcar; they install these too when run alone).
+ssh-car:
+	@if [ -x /usr/sbin/sshd ] && command -v rsync >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 openssh-server rsync \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server rsync; }; \
+	else echo "warning: sshd or rsync missing and not root: the SSH-car tests will skip (sudo apt-get install openssh-server rsync)"; fi
 
 clean:
 	rm -rf $(VENV) $(DEVICE_VENV) $(PI_VENV) .pytest_cache
