@@ -262,12 +262,11 @@ def test_rsync_pull_copies_no_links_from_the_car(site, record_property):
     insert_row(car, file="images/s1/000000009.png", sha256=sha256_file(secret), bytes=secret.stat().st_size)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake_ssh = bin_dir / "ssh"
+    fake_ssh = bin_dir / "fake-ssh"
     fake_ssh.write_text('#!/bin/sh\nshift\nexec sh -c "$*"\n')  # ssh HOST COMMAND... -> run COMMAND here
     fake_ssh.chmod(0o755)
     dest = tmp_path / "dest"
-    result = run_edgekit("pull", f"car.local:{car}", str(dest), "--json",
-                         env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    result = run_edgekit("pull", f"car.local:{car}", str(dest), "--json", env={"EDGEKIT_SSH": str(fake_ssh)})
     assert result.returncode == 0, result.stderr
     counts = json.loads(result.stdout)
     record_property("data_lost", max(0, GOOD - counts["new"]))
