@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(commands)
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
+    from edge.verbosity import configure as configure_verbosity
+
+    configure_verbosity(verbose)  # before any command imports TensorFlow, Keras or tqdm
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s" if not verbose else "%(asctime)s %(name)s %(levelname)s %(message)s",

@@ -46,7 +46,7 @@ def store_dataset(source: SampleSource, spec: PreprocessSpec, class_names: list[
     full_frame = replace(spec, roi=(0.0, 0.0, 1.0, 1.0))
     h, w = spec.input_size
     images = np.empty((len(samples), h, w, 3), np.uint8)
-    for i, sample in enumerate(tqdm(samples, desc="ingest", unit="img", disable=len(samples) < 500)):
+    for i, sample in enumerate(tqdm(samples, desc="ingest", unit="img", disable=True if len(samples) < 500 else None)):
         image = source.read_image(sample)
         if sample.roi_only:
             images[i] = preprocess(image, full_frame)

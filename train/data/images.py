@@ -221,7 +221,7 @@ def _decode_all(entries: list[Entry], read: Callable[[str], bytes], spec: Prepro
     chunks = [entries[i : i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
     results: list[np.ndarray | str] = []
     bar = tqdm(total=len(entries), desc=f"loading {what}", unit="img", leave=False,
-               disable=not progress or len(entries) < PROGRESS_MIN_FILES)
+               disable=True if not progress or len(entries) < PROGRESS_MIN_FILES else None)  # None: off a terminal
     with _quiet_opencv(), ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         for chunk_result in pool.map(work, chunks):
             results += chunk_result

@@ -51,7 +51,12 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batc
     ds = tf.data.Dataset.zip(ds.batch(batch_size * block), seeds).map(
         lambda batch, pair: (augment_batch(batch[0], pair, augment), *batch[1:]),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return _finish(tf, ds.rebatch(batch_size) if block > 1 else ds, cast=False)
+    if block > 1:
+        # rebatch hides the count from Keras, which then warns "Your input ran out of data" after
+        # epoch 1; it is exactly ceil(n / batch) batches, so say so
+        batches = -(-len(images) // batch_size)
+        ds = ds.rebatch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))
+    return _finish(tf, ds, cast=False)
 
 
 def _finish(tf: Any, ds: Any, cast: bool = True) -> Any:

@@ -22,6 +22,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.preprocess import PreprocessSpec
+from edge.verbosity import keras_verbosity
 from train.augment import AugmentConfig
 from train.models import PRESETS, ModelSpec, build_model, load_spec
 from train.training.analysis import (
@@ -332,7 +333,7 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
     try:
         with strategy.scope():
                 model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=fit_callbacks,
-                      shuffle=False, verbose=config.verbose)
+                      shuffle=False, verbose=keras_verbosity(config.verbose))
     except KeyboardInterrupt:
         status = "interrupted"
         message = (f"stopped by Ctrl-C after {len(recorder.history.get('loss', []))} finished epoch(s); "
