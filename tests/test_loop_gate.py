@@ -123,3 +123,30 @@ def test_evaluate_bundle_uses_the_tflite_model(tmp_path):
     expected = np.asarray([np.argmax(model.predict(x)) for x in images])
     ev = evaluate_bundle(bundle, images, expected)
     assert ev.accuracy == 100.0 and ev.images == 12
+
+
+def test_retrain_report_table_has_accuracy_apart_and_one_number_format(tmp_path):
+    """Issue 13.8: overall accuracy sat under a "recall" column, and 99.4845 stood next to 0.0."""
+    import re
+
+    from convert.data import SplitData
+    from train.data import Dataset
+    from train.retrain import write_report
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(400) % 4
+    dataset = Dataset(np.zeros((400, 4, 4, 3), np.uint8), labels, LABELS,
+                      np.asarray([f"g{i}" for i in range(400)]), np.asarray([f"s{i}" for i in range(400)]))
+    data = SplitData(dataset, {"train": np.arange(200), "val": np.arange(200, 400)}, LABELS)
+    truth = labels[200:]
+    good = np.where(rng.random(200) < 0.97, truth, (truth + 1) % 4)
+    cand, prod = evaluate(good, truth, LABELS), evaluate(np.where(truth == 2, 0, truth), truth, LABELS)
+    decision = decide({"val": (cand, prod)}, GateRules(critical=["red"]))
+    text = write_report(tmp_path / "report", "v0002", "v0001", {"val": (cand, prod)}, decision, True, data,
+                        tmp_path).read_text()
+    assert "| class | recall % | F1 % | gate delta (pt) |" in text and "| overall |" not in text
+    assert re.search(r"Accuracy: 75\.0 -> 9\d\.\d % \(production -> candidate, \+\d+\.\d pt\)", text), text
+    rows = [line for line in text.splitlines() if line.startswith(("| green", "| none", "| red", "| yellow"))]
+    numbers = re.findall(r"-?\d+\.\d+", " ".join(rows))
+    assert len(rows) == 4 and numbers and all(re.fullmatch(r"-?\d+\.\d", n) for n in numbers), rows
+    assert "| red | 0.0 -> " in text

@@ -206,6 +206,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _pct(value: float | None) -> str:
+    """A percentage as the report prints every figure: one decimal, '-' when there is none."""
+    return "-" if value is None else f"{value:.1f}"
+
+
 def write_report(folder: Path, version: str, production: str | None,
                  results: dict[str, tuple[Evaluation, Evaluation | None]], decision: GateDecision,
                  promoted: bool, data: Any, run_dir: Path) -> Path:
@@ -235,17 +240,19 @@ def write_report(folder: Path, version: str, production: str | None,
             counts = np.bincount(data.dataset.labels[sel], minlength=len(names))
             lines.append(f"- {session}: " + ", ".join(f"{n} {int(c)}" for n, c in zip(names, counts, strict=True) if c))
     for split, (cand, prod) in results.items():
-        lines += ["", f"## {split}", "", "Accuracy overall; per class recall and F1 in percent, production -> "
-                  "candidate. The gate judges critical classes on recall and the others on F1 (delta column).", "",
-                  "| class | recall | F1 | gate delta |", "|---|---|---|---|"]
-        lines.append(f"| overall | {prod.accuracy if prod else '-'} -> {cand.accuracy} | | "
-                     f"{decision.deltas[split]['overall'] if prod else '-'} |")
+        overall = decision.deltas[split]["overall"] if prod else None
+        lines += ["", f"## {split}", "",
+                  f"Accuracy: {_pct(prod.accuracy) if prod else '-'} -> {_pct(cand.accuracy)} % "
+                  f"(production -> candidate{'' if overall is None else f', {overall:+.1f} pt'}).", "",
+                  "Per class, in percent, production -> candidate. The gate judges critical classes on recall "
+                  "and the others on F1 (delta column, points).", "",
+                  "| class | recall % | F1 % | gate delta (pt) |", "|---|---|---|---|"]
         for cls in names:
             delta = decision.deltas[split]["per_class"].get(cls) if prod else None
             measure = decision.deltas[split].get("measure", {}).get(cls, "")
-            lines.append(f"| {cls} | {prod.per_class.get(cls) if prod else '-'} -> {cand.per_class[cls]} "
-                         f"| {prod.per_class_f1.get(cls) if prod else '-'} -> {cand.per_class_f1.get(cls)} "
-                         f"| {'-' if delta is None else f'{delta:+.2f} ({measure})'} |")
+            lines.append(f"| {cls} | {_pct(prod.per_class.get(cls)) if prod else '-'} -> {_pct(cand.per_class[cls])} "
+                         f"| {_pct(prod.per_class_f1.get(cls)) if prod else '-'} -> {_pct(cand.per_class_f1.get(cls))} "
+                         f"| {'-' if delta is None else f'{delta:+.1f} ({measure})'} |")
         figure, axes = plt.subplots(1, 3 if prod else 1, figsize=(15 if prod else 5, 4.5), squeeze=False)
         panels = [("candidate " + version, cand)] + ([("production " + (production or ""), prod)] if prod else [])
         for ax, (title, ev) in zip(axes[0], panels, strict=False):
