@@ -249,3 +249,20 @@ def test_models_options_work_before_and_after_the_action(tmp_path, where):
     assert "* v0001" in models_cmd(["list"], ["--registry", models, "--name", "signals"]).stdout
     assert json.loads(models_cmd(["show", "v0001", "--json"], ["--registry", models]).stdout)["production"]
     assert "promote" in models_cmd(["history"], ["--registry", models]).stdout
+
+
+def test_the_repository_has_the_registry_folder_and_git_ignores_its_versions(tmp_path):
+    """Issue 13.10: the card's top-level models/ was absent; its versions must never be committed."""
+    folder = ROOT / "models"
+    assert "--registry" in (folder / "README.md").read_text() and "EDGEKIT_MODELS" in (folder / "README.md").read_text()
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "models/signals/v0001/bundle/model.tflite",
+                              "models/signals/production", "models/README.md"], cwd=ROOT, capture_output=True,
+                             text=True)
+    assert ignored.stdout.split() == ["models/signals/v0001/bundle/model.tflite", "models/signals/production"]
+    copy = tmp_path / "models"
+    copy.mkdir()
+    (copy / "README.md").write_text((folder / "README.md").read_text())
+    reg = Registry(copy)
+    assert reg.names() == []
+    reg.register("signals", make_bundle(tmp_path / "b1"))
+    assert reg.names() == ["signals"]
