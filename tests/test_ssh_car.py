@@ -45,6 +45,7 @@ def test_readme_deploy_status_rollback_over_ssh(ssh_car, tmp_path):
         out = edgekit(car, "deploy", "production", "--name", "lights", "--to", f"{CAR}:edgekit", cwd=tmp_path).stdout
         assert f"copy: copied {CAR}:edgekit/releases/{version}" in out
         assert "verify: ok on the target (ai_edge_litert" in out  # the car's venv verified it
+        assert ("on aarch64" in out) == car.emulated, out  # on the emulated Pi when there is one
         # README "On the Pi" step 4's check, as pi on the car
         verified = on_car(car, "cd edgekit && venv/bin/edgekit bundle verify --json current")
         assert json.loads(verified[verified.index("{"):])["version"] == version
@@ -142,8 +143,11 @@ def color_images(n: int, size: tuple[int, int], seed: int) -> tuple[np.ndarray, 
 
 
 @pytest.mark.slow
-def test_readme_loop_and_cycle_end_to_end_over_ssh(fresh_ssh_car, tmp_path):
-    """deploy -> run on the car -> cycle: pull over rsync, auto-label, ingest, retrain, gate, deploy over ssh."""
+def test_readme_loop_and_cycle_end_to_end_over_ssh(ssh_car, tmp_path):
+    """deploy -> run on the car -> cycle: pull over rsync, auto-label, ingest, retrain, gate, deploy over ssh.
+
+    The car's folder is `loop` (the session car's `edgekit` holds another test's releases), so
+    its edgekit is named with --target-edgekit, as docs/loop.md shows."""
     import cv2
 
     from convert.pipeline import ConvertOptions, convert
@@ -151,7 +155,7 @@ def test_readme_loop_and_cycle_end_to_end_over_ssh(fresh_ssh_car, tmp_path):
     from train.splits import make_split
     from train.training import TrainConfig, train
 
-    car = fresh_ssh_car
+    car = ssh_car
     images, labels = color_images(320, (16, 16), seed=0)
     dataset = Dataset(images, labels, list(COLORS), groups=[f"scene{i % 40}" for i in range(320)],
                       sources=[f"colors:{i}" for i in range(320)], name="colors")
@@ -166,23 +170,25 @@ def test_readme_loop_and_cycle_end_to_end_over_ssh(fresh_ssh_car, tmp_path):
                            max_drop=100, max_class_drop=100, latency_runs=5, rep_size=50))
     edgekit(car, "models", "register", str(run / "bundle"), "--name", "lights", "--run", str(run), "--promote",
             cwd=tmp_path)
-    edgekit(car, "deploy", "production", "--name", "lights", "--to", f"{CAR}:edgekit", cwd=tmp_path)
+    car_edgekit = "edgekit/venv/bin/edgekit"
+    edgekit(car, "deploy", "production", "--name", "lights", "--to", f"{CAR}:loop",
+            "--target-edgekit", car_edgekit, cwd=tmp_path)
 
     frames = car.home / "frames"  # the car's camera, as an image folder
     frames.mkdir()
     for index, frame in enumerate(color_images(48, (48, 64), seed=1)[0]):
         cv2.imwrite(str(frames / f"{index:04d}.png"), frame[:, :, ::-1])
-    on_car(car, "edgekit/venv/bin/edgekit run --bundle edgekit/current --source frames --quiet "
-                "--log-dir samples --log-random 1 --log-min-interval 0")
+    on_car(car, f"{car_edgekit} run --bundle loop/current --source frames --quiet "
+                "--log-dir loop-samples --log-random 1 --log-min-interval 0")
 
-    out = edgekit(car, "cycle", "--pull", f"{CAR}:samples", "--store", "field", "--data", "data.npz",
+    out = edgekit(car, "cycle", "--pull", f"{CAR}:loop-samples", "--store", "field", "--data", "data.npz",
                   "--split", "split.json", "--auto-label", "0.5", "--epochs", "1", "--max-drop", "100",
-                  "--max-class-drop", "100", "--deploy-to", f"{CAR}:edgekit", "--log", "cycle.jsonl",
-                  cwd=tmp_path).stdout
+                  "--max-class-drop", "100", "--deploy-to", f"{CAR}:loop", "--target-edgekit", car_edgekit,
+                  "--log", "cycle.jsonl", cwd=tmp_path).stdout
     record = json.loads((tmp_path / "cycle.jsonl").read_text())
     assert record["pull"]["new"] == record["pull"]["dest_rows"] > 0
     assert record["ingested"] > 0 and record["promoted"] is True, out
-    assert f"deploy: {CAR}:edgekit current -> v0002" in out
-    assert os.readlink(car.home / "edgekit" / "current") == "releases/v0002"
-    verified = on_car(car, "cd edgekit && venv/bin/edgekit bundle verify --json current")
+    assert f"deploy: {CAR}:loop current -> v0002" in out
+    assert os.readlink(car.home / "loop" / "current") == "releases/v0002"
+    verified = on_car(car, f"{car_edgekit} bundle verify --json loop/current")
     assert json.loads(verified[verified.index("{"):])["self_test"] == "ok"

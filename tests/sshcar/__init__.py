@@ -7,6 +7,13 @@ How a user would reach it: `car.ssh_config` holds a `Host car.local` entry (addr
 client key, a known_hosts file with the car's host key, keep-alives), and `car.env` sets
 `EDGEKIT_SSH="ssh -F <that file>"`; the README's `pi@car.local:...` commands then run as written.
 
+What the car runs:
+- `rootfs` given (the `ssh_car` fixture does this when the emulated car of tests/car/rootfs.py
+  is available): Debian's arm64 sshd inside that Bookworm userland under qemu-user, so deploy's
+  remote `edgekit bundle verify` runs on the emulated Pi (CPU model `cpu`, LiteRT venv as
+  `~/edgekit/venv`, the working tree's code first on PYTHONPATH as in tests/car);
+- otherwise this machine's sshd, `~/edgekit/venv` being the repo's `.venv-device`.
+
 Where the car lives (the first that works):
 - `netns`: its own network namespace, 169.254.N.2 port 22 over a veth pair, as a Pi on the LAN
   (and its link can be slowed to Wi-Fi speed with `car.slow_link()`);
@@ -85,9 +92,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _free_uid() -> int:
-    used = {int(line.split(":")[2]) for line in Path("/etc/passwd").read_text().splitlines() if line.count(":") >= 6}
-    used |= {int(line.split(":")[2]) for line in Path("/etc/group").read_text().splitlines() if line.count(":") >= 3}
+def _free_uid(rootfs: Path | None = None) -> int:
+    used = set()
+    for etc in (Path("/etc"), *([rootfs / "etc"] if rootfs else [])):
+        for name in ("passwd", "group"):
+            used |= {int(line.split(":")[2]) for line in (etc / name).read_text().splitlines() if line.count(":") >= 3}
     return next(uid for uid in range(4100, 60000) if uid not in used)
 
 
@@ -117,9 +126,12 @@ class SshCar:
         network: "netns", "loopback", or None for the first that works here.
     """
 
-    def __init__(self, workdir: Path, network: str | None = None) -> None:
+    def __init__(self, workdir: Path, network: str | None = None, rootfs: Path | None = None,
+                 cpu: str = "cortex-a72") -> None:
         self.workdir = Path(workdir)
         self.network = network
+        self.rootfs = Path(rootfs) if rootfs else None
+        self.cpu = cpu
         self.home = self.workdir / "home" / USER
         self.client = self.workdir / "client"
         self.server = self.workdir / "server"
@@ -127,7 +139,7 @@ class SshCar:
         self.key = self.client / "id_ed25519"
         self.known_hosts = self.client / "known_hosts"
         self.log = self.workdir / "sshd.log"
-        self.uid = _free_uid()
+        self.uid = _free_uid(self.rootfs)
         self.netns: str | None = None
         self.car_link: str | None = None
         self.address = "127.0.0.1"
@@ -150,9 +162,14 @@ class SshCar:
         return subprocess.run(["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", self.target, script],
                               capture_output=True, text=True, timeout=timeout)
 
+    @property
+    def emulated(self) -> bool:
+        return self.rootfs is not None
+
     def describe(self) -> str:
         where = f"netns {self.netns}" if self.netns else "loopback"
-        return f"sshd for {self.target} at {self.address}:{self.port} ({where}); log {self.log}"
+        what = f"emulated arm64 {self.cpu}" if self.rootfs else "this machine's"
+        return f"{what} sshd for {self.target} at {self.address}:{self.port} ({where}); log {self.log}"
 
     # ------------------------------------------------------------ life cycle
 
@@ -175,25 +192,46 @@ class SshCar:
 
     def start_sshd(self) -> None:
         """Start (or, after disappear(), start again: a rebooted car) the car's sshd."""
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation folder
-        etc = self.server / "etc"
-        script = (f"mount --bind {etc}/passwd /etc/passwd && mount --bind {etc}/shadow /etc/shadow && "
-                  f"mount --bind {etc}/group /etc/group && {self._reveal_python()}"
-                  f"exec {SSHD} -D -e -f {self.server}/sshd_config")
-        argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script]
+        server = self._server_path()
+        etc = f"{server}/etc"
+        script = (f"mkdir -p /run/sshd && "  # sshd's privilege-separation folder
+                  f"mount --bind {etc}/passwd /etc/passwd && mount --bind {etc}/shadow /etc/shadow && "
+                  f"mount --bind {etc}/group /etc/group && {'' if self.rootfs else self._reveal_python()}"
+                  f"exec {SSHD} -D -e -f {server}/sshd_config")
+        env = None
+        if self.rootfs:
+            from tests.car.rootfs import REPO as CAR_REPO
+            from tests.car.rootfs import SRC, car_argv
+
+            # pi's home first, then the working tree inside it (where tests/car puts it)
+            argv = car_argv(["/bin/sh", "-c", script], cpu=self.cpu, repo=False, root=self.rootfs,
+                            binds={self.home: f"/home/{USER}", CAR_REPO: SRC, self.server: server})
+            if "--fork" in argv:  # the forked sshd dies with unshare (and so with this process)
+                argv.insert(argv.index("--fork") + 1, "--kill-child")
+            env = {**os.environ, "QEMU_CPU": self.cpu}
+        else:
+            argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                            preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + 15
+                                            preexec_fn=_die_with_parent, env=env)
+        deadline = time.monotonic() + (120 if self.rootfs else 15)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"sshd exited with {self.process.returncode}: {self.log.read_text()[-500:]}")
             with contextlib.suppress(OSError), socket.create_connection((self.address, self.port), timeout=1):
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"sshd did not listen on {self.address}:{self.port} within 15 s")
+        raise RuntimeError(f"sshd did not listen on {self.address}:{self.port}: {self.log.read_text()[-500:]}")
+
+    def _server_path(self) -> str:
+        """Where sshd sees its keys and config: the folder itself, or its bind inside the rootfs."""
+        return "/etc/edgekit-car" if self.rootfs else str(self.server)
+
+    def _home_path(self) -> str:
+        """pi's home as sshd sees it."""
+        return f"/home/{USER}" if self.rootfs else str(self.home)
 
     def _reveal_python(self) -> str:
         """Shell steps letting pi reach the venv's Python when it lives under a closed folder.
@@ -233,8 +271,9 @@ class SshCar:
         """A small disk at `folder` (inside pi's home) as the car sees it: for a full-disk car."""
         folder.mkdir(parents=True, exist_ok=True)
         os.chown(folder, self.uid, self.uid)
+        seen = folder if not self.rootfs else self.rootfs / "home" / USER / folder.relative_to(self.home)
         _check(_run("nsenter", f"--mount=/proc/{self.process.pid}/ns/mnt", "mount", "-t", "tmpfs",
-                    "-o", f"size={size},uid={self.uid},gid={self.uid},mode=0755", "tmpfs", str(folder)))
+                    "-o", f"size={size},uid={self.uid},gid={self.uid},mode=0755", "tmpfs", str(seen)))
 
     @contextlib.contextmanager
     def slow_link(self, rate: str = "16mbit") -> Iterator[None]:
@@ -262,17 +301,19 @@ class SshCar:
         etc = self.server / "etc"
         etc.mkdir(parents=True)
         self.server.chmod(0o755)
-        shell = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
-        for name, line in (("passwd", f"{USER}:x:{self.uid}:{self.uid}:car user:{self.home}:{shell}"),
+        system = (self.rootfs or Path("/")) / "etc"
+        shell = "/bin/bash" if (system.parent / "bin" / "bash").exists() else "/bin/sh"
+        for name, line in (("passwd", f"{USER}:x:{self.uid}:{self.uid}:car user:{self._home_path()}:{shell}"),
                            ("shadow", f"{USER}:*:19700:0:99999:7:::"),
                            ("group", f"{USER}:x:{self.uid}:")):
-            text = Path("/etc", name).read_text()
+            text = (system / name).read_text()
             (etc / name).write_text(text + ("" if text.endswith("\n") else "\n") + line + "\n")
         (etc / "shadow").chmod(0o640)
         ssh_dir = self.home / ".ssh"
         ssh_dir.mkdir(parents=True)
         (self.home / "edgekit").mkdir()
-        (self.home / "edgekit" / "venv").symlink_to(DEVICE_VENV)  # README "On the Pi", step 3
+        # README "On the Pi", step 3: the car's venv (the emulated car's LiteRT one, made by that step)
+        (self.home / "edgekit" / "venv").symlink_to("/home/litert/edgekit/venv" if self.rootfs else DEVICE_VENV)
         for path in (self.home, ssh_dir, self.home / "edgekit"):
             os.chown(path, self.uid, self.uid)
         self.home.parent.chmod(0o755)
@@ -334,10 +375,12 @@ class SshCar:
         return "no free 169.254.N.0/30 subnet for the car"
 
     def _write_sshd_config(self) -> None:
-        (self.server / "sshd_config").write_text(f"""\
+        emulated = (f"SetEnv QEMU_CPU={self.cpu} PYTHONPATH=/home/{USER}/src PYTHONDONTWRITEBYTECODE=1\n"
+                    if self.rootfs else "")  # sessions start with a clean environment
+        (self.server / "sshd_config").write_text(emulated + f"""\
 Port {self.port}
 ListenAddress {self.address}
-HostKey {self.server}/ssh_host_ed25519_key
+HostKey {self._server_path()}/ssh_host_ed25519_key
 PidFile none
 UsePAM no
 PermitRootLogin no
@@ -377,13 +420,33 @@ def _check(result: subprocess.CompletedProcess) -> None:
         raise RuntimeError(f"{' '.join(map(str, result.args))} failed: {result.stderr.strip()}")
 
 
+def emulated_rootfs() -> Path | None:
+    """The emulated car's rootfs (tests/car/rootfs.py) when it is built here, else None.
+
+    `make test` builds it before pytest (make car-rootfs); this never starts the long first
+    build itself. EDGEKIT_SSH_CAR=host keeps the SSH car on this machine's sshd.
+    """
+    if os.environ.get("EDGEKIT_SSH_CAR") == "host":
+        return None
+    try:
+        from tests.car.rootfs import CarUnavailable, base_path, car_rootfs, emulation_problem
+    except ImportError:
+        return None
+    if emulation_problem() or not (base_path() / ".complete").exists():
+        return None
+    try:
+        return car_rootfs()  # brings its venvs up to date (locked across processes)
+    except (CarUnavailable, RuntimeError, OSError, subprocess.CalledProcessError):
+        return None
+
+
 @contextlib.contextmanager
-def running_car(network: str | None = None) -> Iterator[SshCar]:
+def running_car(network: str | None = None, rootfs: Path | None = None) -> Iterator[SshCar]:
     """A started car, or a skip (a failure in CI) saying why this machine cannot run one."""
     problem = provision()
     if problem:
         unavailable(problem)
-    car = SshCar(Path(tempfile.mkdtemp(prefix="edgekit-car-")), network=network)
+    car = SshCar(Path(tempfile.mkdtemp(prefix="edgekit-car-")), network=network, rootfs=rootfs)
     try:
         car.start()
     except (RuntimeError, OSError) as error:
@@ -397,13 +460,14 @@ def running_car(network: str | None = None) -> Iterator[SshCar]:
 
 @pytest.fixture(scope="session")
 def ssh_car() -> Iterator[SshCar]:
-    """One car for the happy-path tests of this test process."""
-    with running_car() as car:
+    """One car for the happy-path tests of this test process: the emulated arm64 Pi when built."""
+    with running_car(rootfs=emulated_rootfs()) as car:
         yield car
 
 
 @pytest.fixture
 def fresh_ssh_car() -> Iterator[SshCar]:
-    """A car of its own, for a test that breaks it (changed key, power cut, full disk)."""
+    """A car of its own on this machine's sshd, for a test that breaks it (changed key, power
+    cut, full disk, a cut pull): fast to start, and the same ssh and rsync on the wire."""
     with running_car() as car:
         yield car
