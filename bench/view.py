@@ -7,7 +7,8 @@ only, as a camera), four variants of `edgekit run`, interleaved `rounds` times:
 
   (0) without the view;
   (1) with `--view` and no client;
-  (2) with one client reading the MJPEG stream as fast as it comes;
+  (2) with one client as a browser on the page: the MJPEG stream, read as fast as it comes,
+      and the figures' server-sent events;
   (3) with three such clients.
 
 Each run is measured over a window after a warm-up: its CPU time (all its threads, from
@@ -20,6 +21,7 @@ own CPU is not counted. Writes bench/results/view.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +49,7 @@ class Measured:
     uptime_s: float
     cpu_s: float
     client_frames: list[int] = field(default_factory=list)
+    view_cpu_s: float | None = None  # the view's own threads (its view.cpu_ms), None without the view
 
     @property
     def fps(self) -> float:
@@ -53,25 +57,31 @@ class Measured:
 
 
 class StreamClient(threading.Thread):
-    """Reads /stream.mjpg and counts the JPEGs (by their boundary), discarding the bytes."""
+    """What a browser on the page asks for: /stream.mjpg (JPEGs counted by their boundary) and /events."""
 
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
         self.port = port
         self.frames = 0
         self.stop = threading.Event()
+        self.events = threading.Thread(target=self._read, args=("/events", b"data: "), daemon=True)
 
     def run(self) -> None:
+        self.events.start()
+        self._read("/stream.mjpg", b"--edgekit-frame\r\n")
+
+    def _read(self, path: str, marker: bytes) -> None:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-                sock.sendall(f"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode())
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode())
                 tail = b""
                 while not self.stop.is_set():
                     chunk = sock.recv(1 << 16)
                     if not chunk:
                         break
                     data = tail + chunk
-                    self.frames += data.count(b"--edgekit-frame\r\n")
+                    if path == "/stream.mjpg":
+                        self.frames += data.count(marker)
                     tail = data[-20:]
         except OSError:
             pass
@@ -114,6 +124,14 @@ def run_variant(bundle: Path, video: Path, variant: str, seconds: float, warmup:
 
     threading.Thread(target=read_stderr, daemon=True).start()
     clients: list[StreamClient] = []
+    port = None
+
+    def view_cpu_s() -> float | None:
+        if port is None:
+            return None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=10) as answer:
+            return json.load(answer)["view"]["cpu_ms"] / 1000
+
     try:
         if variant != "off":
             if not view_up.wait(60):
@@ -125,10 +143,11 @@ def run_variant(bundle: Path, video: Path, variant: str, seconds: float, warmup:
         while lines[0] == 0 and process.poll() is None:
             time.sleep(0.05)
         time.sleep(warmup)
-        frames0, cpu0, t0 = lines[0], _cpu_s(process.pid), time.monotonic()
+        view_cpu_s()  # once before the window: the first answer's one-off costs (lazy imports) stay out
+        view0, frames0, cpu0, t0 = view_cpu_s(), lines[0], _cpu_s(process.pid), time.monotonic()
         client0 = [c.frames for c in clients]
         time.sleep(seconds)
-        frames1, cpu1, t1 = lines[0], _cpu_s(process.pid), time.monotonic()
+        frames1, cpu1, t1, view1 = lines[0], _cpu_s(process.pid), time.monotonic(), view_cpu_s()
         client1 = [c.frames for c in clients]
     finally:
         process.terminate()
@@ -137,29 +156,35 @@ def run_variant(bundle: Path, video: Path, variant: str, seconds: float, warmup:
             client.stop.set()
     if process.returncode not in (0, -15):
         raise RuntimeError(f"{' '.join(command)} failed: {''.join(stderr)[-500:]}")
-    return Measured(frames1 - frames0, t1 - t0, cpu1 - cpu0, [b - a for a, b in zip(client0, client1, strict=True)])
+    return Measured(frames1 - frames0, t1 - t0, cpu1 - cpu0, [b - a for a, b in zip(client0, client1, strict=True)],
+                    None if view0 is None else view1 - view0)
 
 
 def bench(bundle: Path, video: Path, seconds: float, rounds: int) -> dict:
-    per_round: list[dict[str, tuple[float, float]]] = []  # variant -> (fps, cpu ms per frame)
+    per_round: list[dict[str, tuple[float, float, float | None]]] = []  # variant -> (fps, CPU ms/frame, view's)
     received: dict[str, list[float]] = {v: [] for v in VARIANTS}
     load = [os.getloadavg()[0]]
     for number in range(rounds):
         row = {}
         for variant in VARIANTS:
             measured = run_variant(bundle, video, variant, seconds)
-            row[variant] = (measured.fps, measured.cpu_s * 1000 / max(1, measured.frames))
+            frames = max(1, measured.frames)
+            row[variant] = (measured.fps, measured.cpu_s * 1000 / frames,
+                            None if measured.view_cpu_s is None else measured.view_cpu_s * 1000 / frames)
             if measured.client_frames:
                 received[variant].append(statistics.mean(measured.client_frames) / measured.uptime_s)
+            own = "" if row[variant][2] is None else f" (the view's threads {row[variant][2]:.3f})"
             print(f"round {number + 1}/{rounds} {VARIANTS[variant]}: {measured.fps:.1f} fps, "
-                  f"{row[variant][1]:.3f} CPU ms/frame", flush=True)
+                  f"{row[variant][1]:.3f} CPU ms/frame{own}", flush=True)
         per_round.append(row)
         load.append(os.getloadavg()[0])
     return {"rounds": per_round, "received": received, "load": load}
 
 
 def report(result: dict, seconds: float, rounds: int, command: str) -> str:
-    rows = result["rounds"]
+    from edge.view.settings import ViewSettings
+
+    rows, defaults = result["rounds"], ViewSettings()
     lines = [
         "# Live view benchmark",
         "",
@@ -167,11 +192,13 @@ def report(result: dict, seconds: float, rounds: int, command: str) -> str:
         f"`edgekit run` on a 640x480 mp4v video replayed at camera rate (`--realtime`, 30 fps, newest frame "
         f"only), measured over {seconds:g} s after a 3 s warm-up, {rounds} interleaved rounds. CPU: the run's "
         "own (all threads, /proc/PID/stat, 10 ms ticks) per frame answered; the JSON lines go to a pipe. "
-        "View defaults: 10 frames/s, 320 px wide (640/2), JPEG quality 70; clients read the MJPEG stream in "
-        "the benchmark's process (not counted).",
+        f"View defaults: {defaults.max_fps:g} frames/s, at most {defaults.width} px wide (640/2), JPEG quality "
+        f"{defaults.quality}; each client reads the MJPEG stream "
+        "and the events, as the page does, in the benchmark's process (not counted).",
         "",
-        "| variant | fps (median) | CPU ms/frame (median) | CPU vs (0) per round | median | goal | stream fps per client |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | fps (median) | CPU ms/frame (median) | CPU vs (0) per round | median | goal "
+        "| the view's threads, ms/frame (median) | ... as a share of (0) | stream fps per client |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, name in VARIANTS.items():
         fps = statistics.median(r[variant][0] for r in rows)
@@ -182,10 +209,18 @@ def report(result: dict, seconds: float, rounds: int, command: str) -> str:
         verdict = "" if goal is None else f"<= {goal:.2f} ({'yes' if median <= goal else '**no**'})"
         received = result["received"].get(variant)
         stream = f"{statistics.median(received):.1f}" if received else "-"
+        own = [r[variant][2] for r in rows if len(r[variant]) > 2 and r[variant][2] is not None]
+        share = [r[variant][2] / r["off"][1] for r in rows if len(r[variant]) > 2 and r[variant][2] is not None]
+        own_text = (f"{statistics.median(own):.3f} | {100 * statistics.median(share):.1f}%" if own else "- | -")
         lines.append(f"| {name} | {fps:.1f} | {cpu:.2f} | {', '.join(f'{v:.3f}' for v in ratios)} | {median:.3f} "
-                     f"| {verdict} | {stream} |")
+                     f"| {verdict} | {own_text} | {stream} |")
     load = result["load"]
-    lines += ["", f"Load average (1 min) at the start and after each round: {', '.join(f'{v:.1f}' for v in load)} "
+    lines += ["", "CPU vs (0): each round's CPU per frame of the variant over that of (0) in the same round; "
+              "the goal applies to its median. The view's threads: the CPU its encoder and connection threads "
+              "report (`view.cpu_ms`, thread CPU clocks) over the same window, per camera frame, and as a share "
+              "of (0)'s CPU per frame: the view's cost measured directly, without the noise of the rest of "
+              "the process.",
+              "", f"Load average (1 min) at the start and after each round: {', '.join(f'{v:.1f}' for v in load)} "
               f"on {os.cpu_count()} CPUs (the host is shared; a round's ratios compare runs made minutes apart "
               "at most).", ""]
     return "\n".join(lines)

@@ -147,6 +147,7 @@ class LiveView:
         self.refused = 0
         self.refusals_logged: set[int] = set()
         self.busy = 0  # streams refused over max_clients
+        self._cpu_s = 0.0  # CPU time of the view's own threads (encoder, connections)
         # logged samples
         self._thumbs: deque[Thumbnail] = deque(maxlen=max(1, settings.thumbnails))
         self._thumb_id = 0
@@ -211,7 +212,7 @@ class LiveView:
         while not self.stop_event.is_set():
             if not self.watching.wait(0.5) or self.stop_event.is_set():
                 continue
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.thread_time()
             newest = self._newest
             if newest is not None and newest[0] is not last:
                 last = newest[0]
@@ -222,6 +223,7 @@ class LiveView:
                     if self.encode_errors == 1:
                         log.error("live view could not encode frame %d: %s: %s", last.index,
                                   type(error).__name__, error)
+            self.add_cpu(time.thread_time() - cpu)
             self.stop_event.wait(max(0.0, started + interval - time.monotonic()))
 
     def picture(self, frame: Frame, result: Result, roi: tuple[float, float, float, float] | None) -> bytes:
@@ -230,6 +232,11 @@ class LiveView:
         pixels, order = (main, "bgr") if main is not None else (frame.pixels, frame.order)
         caption = f"#{frame.index} {result.label} {result.confidence:.2f} {result.model_version}"
         return encode_jpeg(render(pixels, order, roi, self.settings.width, caption), self.settings.quality)
+
+    def add_cpu(self, seconds: float) -> None:
+        """Count CPU time spent in one of the view's threads (reported as view.cpu_ms)."""
+        with self._lock:
+            self._cpu_s += seconds
 
     def _publish(self, jpeg: bytes) -> None:
         with self._cond:
@@ -350,5 +357,6 @@ class LiveView:
         with self._lock:
             dropped = self.dropped + sum(self._missed(record) for record in self._clients.values())
             clients = len(self._clients)
+            cpu_ms = round(self._cpu_s * 1000, 1)
         return {"clients": clients, "encoded": self.encoded, "sent": self.sent, "dropped": dropped,
-                "stalled": self.stalled, "refused": self.refused, "busy": self.busy}
+                "stalled": self.stalled, "refused": self.refused, "busy": self.busy, "cpu_ms": cpu_ms}

@@ -120,11 +120,24 @@ class ViewHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         yield_cpu_to_inference()
+        self._cpu_mark = time.thread_time()
         super().setup()
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         except OSError:
             pass
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self._account_cpu()
+
+    def _account_cpu(self) -> None:
+        """Add this connection's CPU time since the last call to the view's (view.cpu_ms)."""
+        now = time.thread_time()
+        self.server.view.add_cpu(now - self._cpu_mark)
+        self._cpu_mark = now
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         log.debug("view %s: " + format, self.client_address[0], *args)
@@ -245,6 +258,7 @@ class ViewHandler(BaseHTTPRequestHandler):
                 self.wfile.write(b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                  + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
                 view.writing(key, None)
+                self._account_cpu()
         except TimeoutError:
             stalled = True
         except OSError:  # the client went away
@@ -269,6 +283,7 @@ class ViewHandler(BaseHTTPRequestHandler):
         try:
             while not view.stop_event.is_set():
                 self.wfile.write(b"data: " + _json(view.state()) + b"\n\n")
+                self._account_cpu()
                 view.stop_event.wait(EVENTS_INTERVAL_S)
         except OSError:
             pass

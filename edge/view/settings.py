@@ -7,7 +7,7 @@ Imports nothing heavy: the runtime's config reads these even when no view runs.
     [view]                     # or a table
     listen = "0.0.0.0:8080"    # any other address needs the token
     token = "..."              # default: a new one, printed at start
-    max_fps = 10               # frames/s sent to the browser
+    max_fps = 5                # frames/s sent to the browser (each one costs the car CPU: see docs/edge.md)
     width = 320                # at most this many pixels wide (whole-factor downscale; never upscaled)
     quality = 70               # JPEG quality
     main = true                # picamera2 with a lores stream: show the main stream while someone watches
@@ -48,7 +48,7 @@ class ViewSettings:
     host: str = DEFAULT_HOST
     port: int = 8080
     token: str | None = None
-    max_fps: float = 10.0
+    max_fps: float = 5.0
     width: int = 320
     quality: int = 70
     main: bool = True
@@ -133,7 +133,7 @@ def view_settings(value: Any) -> ViewSettings | None:
     for name in hosts:
         _check_host(name, "view hosts entry")
     return ViewSettings(host=host, port=port, token=token, hosts=tuple(h.lower().rstrip(".") for h in hosts),
-                        max_fps=_number(table, "max_fps", 10.0, float, 0.1, 60),
+                        max_fps=_number(table, "max_fps", 5.0, float, 0.1, 60),
                         width=_number(table, "width", 320, int, 32, 4096),
                         quality=_number(table, "quality", 70, int, 1, 100),
                         max_clients=_number(table, "max_clients", 4, int, 1, 64),
