@@ -17,18 +17,23 @@ the one every training run makes on its validation set (summary.json "health").
 
 Work is ordered so that partial results are useful: every row's first seed and presets first,
 smallest rows first, then the other seeds. Each run's folder (or JSON) is its cache: a rerun
-skips what finished, and results are rewritten after every run.
+skips what finished, and results are rewritten (from the cache) after every run. Several
+workers may run at once (start the command twice): each run is claimed with a lock file holding
+the worker's pid, so they share the grid run by run. `--report-only` rewrites the results.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,26 +64,66 @@ def finished(path: Path) -> dict[str, Any] | None:
     return summary if summary.get("status", "completed") in ("completed", "early-stopped") else None
 
 
-def train_run(kind: str, row: str, model: str, seed: int, data: Path, split: Path) -> dict[str, Any]:
-    """One edgekit training run (cached in its run folder)."""
+def run_dir(row: str, kind: str, model: str, seed: int) -> Path:
+    return RUNS / row / kind / (model if kind == "preset" else "") / f"seed-{seed}"
+
+
+def plain_path(row: str, seed: int) -> Path:
+    return RUNS / row / "plain" / f"seed-{seed}.json"
+
+
+@contextlib.contextmanager
+def claim(target: Path) -> Iterator[bool]:
+    """True if this process may do the run at `target` (no live worker holds it): several workers
+    (`--workers`) share the grid run by run."""
+    lock = target.with_name(target.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text() or 0), 0)
+            yield False  # another live worker has it
+            return
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)  # a dead worker's lock
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def train_run(kind: str, row: str, model: str, seed: int, data: Path, split: Path) -> dict[str, Any] | None:
+    """One edgekit training run (cached in its run folder); None if another worker is on it."""
     from train.models import PRESETS
     from train.training import TrainConfig, train
 
-    out = RUNS / row / kind / (model if kind == "preset" else "") / f"seed-{seed}"
+    out = run_dir(row, kind, model, seed)
     cached = finished(out / "summary.json")
     if cached:
         return cached
-    settings = ({k: v for k, v in PRESETS["car-small"]["recipe"].items()} if kind == "default" else PRESET_SETTINGS)
-    config = TrainConfig(dataset=str(data), split_file=str(split), model=model, out=str(out), seed=seed,
-                         verbose=0, **settings)
-    return train(config).summary
+    with claim(out) as mine:
+        if not mine:
+            return None
+        settings = (dict(PRESETS["car-small"]["recipe"]) if kind == "default" else PRESET_SETTINGS)
+        config = TrainConfig(dataset=str(data), split_file=str(split), model=model, out=str(out), seed=seed,
+                             verbose=0, **settings)
+        return train(config).summary
 
 
-def plain_run(row: str, seed: int, data: Path, split: Path) -> dict[str, Any]:
-    out = RUNS / row / "plain" / f"seed-{seed}.json"
+def plain_run(row: str, seed: int, data: Path, split: Path) -> dict[str, Any] | None:
+    out = plain_path(row, seed)
     cached = finished(out)
     if cached:
         return cached
+    with claim(out) as mine:
+        return _plain(out, seed, data, split) if mine else None
+
+
+def _plain(out: Path, seed: int, data: Path, split: Path) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "bench" / "small_plain.py"), str(data), str(split), str(seed),
@@ -101,6 +146,19 @@ def plain_scores(result: dict[str, Any]) -> dict[str, Any]:
     from edge.metrics import scores
 
     return scores(result["test_labels"], result["test_predicted"], result["class_names"]).to_dict()
+
+
+def collect(chosen: list[tuple[str, Any]], seeds: list[int], presets: list[str]) -> dict[str, dict[str, Any]]:
+    """Every finished run of the grid, read from the cache (whichever worker ran it)."""
+    done = {}
+    for name, _ in chosen:
+        split = RUNS / "data" / f"{name}.split.json"
+        counts = json.loads(split.read_text())["info"]["counts"]
+        done[name] = {"train_images": int(sum(counts["train"])),
+                      "default": [finished(run_dir(name, "default", "car-small", s) / "summary.json") for s in seeds],
+                      "presets": {p: finished(run_dir(name, "preset", p, 1) / "summary.json") for p in presets},
+                      "plain": [finished(plain_path(name, s)) for s in seeds]}
+    return done
 
 
 def write_results(done: dict[str, dict[str, Any]], seeds: list[int], started: float, out: Path) -> Path:
@@ -163,10 +221,12 @@ def write_results(done: dict[str, dict[str, Any]], seeds: list[int], started: fl
               f"{(time.time() - started) / 60:.0f} min (the machine is shared: times are noisy)."]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "small-data.md"
-    path.write_text("\n".join(lines) + "\n")
-    (out / "small-data.json").write_text(json.dumps({"check": check, "missed": missed, "false_alarms": false_alarms,
-                                                     "rows": {r: {k: v for k, v in e.items()} for r, e in done.items()}},
-                                                    indent=1, default=str) + "\n")
+    table = {"check": check, "missed": missed, "false_alarms": false_alarms, "rows": done}
+    for target, text in ((path, "\n".join(lines) + "\n"), (out / "small-data.json",
+                                                            json.dumps(table, indent=1, default=str) + "\n")):
+        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        partial.write_text(text)
+        os.replace(partial, target)  # several workers write it: never a half-written file
     return path
 
 
@@ -179,34 +239,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--presets", nargs="+", default=CHAPTER_PRESETS)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--report-only", action="store_true", help="rewrite the results from finished runs; train nothing")
     args = parser.parse_args(argv)
     chosen = [(n, s) for n, s in rows() if not args.rows or n in args.rows]
     started = time.time()
-    done: dict[str, dict[str, Any]] = {}
-    for name, spec in chosen:  # data first (cheap), so every row can be listed
-        data, split = data_for(name, spec)
-        counts = json.loads(split.read_text())["info"]["counts"]
-        done[name] = {"data": (data, split), "train_images": int(sum(counts["train"])),
-                      "default": [None] * len(args.seeds), "presets": {p: None for p in args.presets},
-                      "plain": [None] * len(args.seeds)}
-    passes = [(args.seeds[:1], True), (args.seeds[1:], False)]
-    for seeds, with_presets in passes:
+    data = {name: data_for(name, spec) for name, spec in chosen}  # data first (cheap), so every row is listed
+
+    def report() -> Path:
+        return write_results(collect(chosen, args.seeds, args.presets), args.seeds, started, args.results)
+
+    if args.report_only:
+        print(f"results: {report()}")
+        return 0
+    # first seed, plain script and presets of every row first (smallest rows first), then the other seeds;
+    # runs another worker holds are skipped (start several workers to share the grid)
+    for seeds, with_presets in ((args.seeds[:1], True), (args.seeds[1:], False)):
         for name, _ in chosen:
-            entry = done[name]
-            data, split = entry["data"]
+            path, split = data[name]
             for seed in seeds:
-                index = args.seeds.index(seed)
-                entry["default"][index] = train_run("default", name, "car-small", seed, data, split)
-                print(f"{name} default seed {seed}: test {entry['default'][index]['test_scores']['accuracy']:.4f}",
-                      flush=True)
-                write_results(done, args.seeds, started, args.results)
-                entry["plain"][index] = plain_run(name, seed, data, split)
-                write_results(done, args.seeds, started, args.results)
+                summary = train_run("default", name, "car-small", seed, path, split)
+                if summary:
+                    print(f"{name} default seed {seed}: test {summary['test_scores']['accuracy']:.4f}", flush=True)
+                report()
+                plain_run(name, seed, path, split)
+                report()
             if with_presets:
                 for preset in args.presets:
-                    entry["presets"][preset] = train_run("preset", name, preset, 1, data, split)
-                write_results(done, args.seeds, started, args.results)
-    print(f"results: {write_results(done, args.seeds, started, args.results)}")
+                    train_run("preset", name, preset, 1, path, split)
+                report()
+    print(f"results: {report()}")
     return 0
 
 

@@ -52,12 +52,15 @@ class DemoSettings:
     critical: tuple[str, ...] = ("red",)
     convert_max_drop: float = 1.0
     convert_max_class_drop: float = 3.0
+    force: bool = False  # pass the absolute gates anyway (recorded in the manifest and the decision)
     name: str = "signals"
 
 
 FULL = DemoSettings()
-# A smoke test of every step in well under a minute: tiny data, one epoch, loose gates.
-QUICK = DemoSettings(dataset="synthetic:n=800", epochs=1, retrain_epochs=1, drive_size=(160, 120),
+# A smoke test of every step in well under a minute: tiny data, one epoch, loose gates. Its model does not
+# learn every class (after 1, 3 or 6 epochs of 500 images it never answers 'yellow'), so the absolute gate
+# (issue 12: no better than the majority class, a class never found) is forced, and the steps say so.
+QUICK = DemoSettings(dataset="synthetic:n=800", epochs=1, retrain_epochs=1, force=True, drive_size=(160, 120),
                      field_drives=2, field_frames=120, eval_frames=160, swap_after=10, swap_fps=25,
                      max_drop=100, max_class_drop=100, critical=(), convert_max_drop=100,
                      convert_max_class_drop=100)

@@ -61,7 +61,7 @@ def step_convert(ctx: DemoContext) -> str:
     s, a = ctx.settings, ctx.artifacts
     result = convert(ConvertOptions(source=a["run_dir"], modes=["int8"], out=a["run_dir"] / "bundle",
                                     name=s.name, version="v0001", max_drop=s.convert_max_drop,
-                                    max_class_drop=s.convert_max_class_drop, latency_runs=50))[0]
+                                    max_class_drop=s.convert_max_class_drop, latency_runs=50, force=s.force))[0]
     if not result.ok or result.bundle is None:
         raise UserError("the int8 conversion failed its gate: " + "; ".join(result.gate_failures))
     a.update(bundle=Path(result.bundle))
@@ -69,7 +69,9 @@ def step_convert(ctx: DemoContext) -> str:
     return (f"int8 {result.size_bytes / 1024:.0f} KiB ({result.size_ratio:.2f} of float32); "
             f"{acc.get('split', 'val')} accuracy Keras {_pct(acc.get('keras_accuracy'))} -> int8 "
             f"{_pct(acc.get('tflite_accuracy'))} ({-acc.get('drop', 0):+.1f} pt): gate passed "
-            f"(max drop {s.convert_max_drop:g} pt, per class {s.convert_max_class_drop:g} pt)")
+            f"(max drop {s.convert_max_drop:g} pt, per class {s.convert_max_class_drop:g} pt)"
+            + ("; absolute gate FORCED (--quick): " + "; ".join((acc.get("absolute") or {}).get("failures", []))
+               if (acc.get("absolute") or {}).get("forced") else ""))
 
 
 def step_bundle(ctx: DemoContext) -> str:
@@ -205,7 +207,7 @@ def step_retrain(ctx: DemoContext) -> str:
     from train.retrain import RetrainOptions, retrain
 
     s, a = ctx.settings, ctx.artifacts
-    rules = GateRules(max_drop=s.max_drop, max_class_drop=s.max_class_drop, critical=list(s.critical))
+    rules = GateRules(max_drop=s.max_drop, max_class_drop=s.max_class_drop, critical=list(s.critical), force=s.force)
     result = retrain(RetrainOptions(
         data=str(a["field_data"]), split_file=str(a["field_split"]), name=s.name, registry=str(ctx.out / "models"),
         out=str(ctx.out / "runs" / "v0002"), epochs=s.retrain_epochs, rules=rules, promote=False,
@@ -228,6 +230,9 @@ def step_gate(ctx: DemoContext) -> str:
     rules = (f"overall drop <= {s.max_drop:g} pt, class F1 drop <= {s.max_class_drop:g} pt"
              + (f", no recall drop on {', '.join(s.critical)}" if s.critical else ""))
     verdict = "PASSED" if result.decision.promote else "REJECTED: " + "; ".join(result.decision.reasons)
+    forced = [split for split, d in result.decision.deltas.items() if (d.get("absolute") or {}).get("forced")]
+    if forced:
+        verdict += f" (absolute gate FORCED on {', '.join(forced)}: --quick)"
     return f"{a['v1'].version} vs {result.version} as int8 TFLite: {', '.join(figures)}; rules: {rules}: {verdict}"
 
 
