@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-model", help="fine-tune from this model.keras instead of starting fresh")
     parser.add_argument("--repeat", type=int, default=1,
                         help="train N seeds (seed, seed+1, ...) and report mean ± std")
-    parser.add_argument("--out", required=True, help="run folder to write, e.g. runs/baseline")
+    parser.add_argument("--out", help="run folder to write, e.g. runs/baseline (default runs/train-TIME)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise UserError("--repeat must be >= 1")
     kwargs = config_kwargs(args, args.model)
-    out = Path(args.out)
+    import time
+
+    out = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S')}")
     results = []
     for index in range(args.repeat):
         seed = args.seed + index
