@@ -120,6 +120,9 @@ def test_a_car_that_dies_while_it_verifies_keeps_its_model(fresh_ssh_car, two_bu
     assert "`current` still points to v0001 (never switched)" in line
     assert "the next deploy verifies it again" in line
 
+    gone = error_line(run_edgekit("deploy", "--status", "--to", f"{CAR}:edgekit", env=car.env))
+    assert "could not reach pi@car.local" in gone and "is the car on" in gone
+
     car.start_sshd()  # the car boots again
     assert_car_runs(car, "v0001")
     status = json.loads(run_edgekit("deploy", "--status", "--to", f"{CAR}:edgekit", env=car.env,
