@@ -44,7 +44,9 @@ class LoadReport:
     def write(self, path: str | Path) -> Path:
         """Write every skipped input, one `source<TAB>reason` line each."""
         path = Path(path)
-        path.write_text("".join(f"{s}\t{r}\n" for s, r in self.skipped), encoding="utf-8")
+        # names are printable already (train.data.images.printable); a stray undecodable byte is escaped
+        path.write_text("".join(f"{s}\t{r}\n" for s, r in self.skipped), encoding="utf-8",
+                        errors="backslashreplace")
         return path
 
     def to_dict(self) -> dict:
