@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_edgekit
+from tests.conftest import ROOT, run_edgekit
 from tests.sshcar import SshCar, _children_of, unavailable
 from tests.tiny_bundles import float_tflite, write_bundle
 
@@ -34,6 +34,35 @@ def on_car(car: SshCar, script: str) -> str:
     result = car.ssh(script)
     assert result.returncode == 0, f"on the car: {script}\n{result.stderr}"
     return result.stdout
+
+
+def readme_block(step: str) -> str:
+    """The ```bash block that follows the README line starting with `step`."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(step))
+    opening = next(i for i in range(start, len(lines)) if lines[i].strip() == "```bash")
+    closing = next(i for i in range(opening + 1, len(lines)) if lines[i].strip() == "```")
+    return "\n".join(line.strip() for line in lines[opening + 1:closing])
+
+
+def as_user(car: SshCar, folder: Path) -> dict[str, str]:
+    """PATH with `ssh` and `scp` reading the car's config, as ~/.ssh/config would be read."""
+    folder.mkdir()
+    for tool in ("ssh", "scp"):
+        (folder / tool).write_text(f'#!/bin/sh\nexec /usr/bin/{tool} -F {car.ssh_config} "$@"\n')
+        (folder / tool).chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
+
+
+def test_readme_pi_step_4_by_hand_over_ssh(own_ssh_car, tmp_path):
+    """"On the Pi", step 4 (scp a bundle, point `current` at it, verify on the car), run as written."""
+    car = own_ssh_car
+    write_bundle(tmp_path / "bundles" / "car-small-int8", float_tflite(), name="lights", version="by-hand")
+    block = readme_block("4. Copy a bundle")
+    result = subprocess.run(["bash", "-ec", block], cwd=tmp_path, env=as_user(car, tmp_path / "bin"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{block}\n{result.stderr}"
+    assert "by-hand" in result.stdout and os.readlink(car.home / "edgekit" / "current") == "releases/v0001"
 
 
 def test_readme_deploy_status_rollback_over_ssh(ssh_car, tmp_path):

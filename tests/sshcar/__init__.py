@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -420,6 +421,7 @@ def _check(result: subprocess.CompletedProcess) -> None:
         raise RuntimeError(f"{' '.join(map(str, result.args))} failed: {result.stderr.strip()}")
 
 
+@functools.cache
 def emulated_rootfs() -> Path | None:
     """The emulated car's rootfs (tests/car/rootfs.py) when it is built here, else None.
 
@@ -461,6 +463,13 @@ def running_car(network: str | None = None, rootfs: Path | None = None) -> Itera
 @pytest.fixture(scope="session")
 def ssh_car() -> Iterator[SshCar]:
     """One car for the happy-path tests of this test process: the emulated arm64 Pi when built."""
+    with running_car(rootfs=emulated_rootfs()) as car:
+        yield car
+
+
+@pytest.fixture
+def own_ssh_car() -> Iterator[SshCar]:
+    """A car of its own, emulated like `ssh_car`, for a test that needs a clean home."""
     with running_car(rootfs=emulated_rootfs()) as car:
         yield car
 
