@@ -1,6 +1,6 @@
 """A car on the network for the tests: Debian's OpenSSH server with a `pi` user, keys made for the test.
 
-    with SshCar(Path(tempfile.mkdtemp())) as car:   # or the `ssh_car` / `fresh_ssh_car` fixtures
+    with SshCar(Path(tempfile.mkdtemp())) as car:   # or the fixtures below
         subprocess.run(["edgekit", "deploy", "production", "--to", "pi@car.local:edgekit"], env=car.env)
 
 How a user would reach it: `car.ssh_config` holds a `Host car.local` entry (address, port, the
@@ -20,8 +20,10 @@ Where the car lives (the first that works):
 - `loopback`: 127.0.0.1 on a free port, when this machine does not allow network namespaces.
 sshd runs in a private mount namespace where /etc/passwd, /etc/shadow and /etc/group have a
 `pi` user added (the machine's own files are not touched); pi's home is a folder of the
-test's, and `~/edgekit/venv` is the repo's `.venv-device` (the device extra, no TensorFlow),
-where the README's "On the Pi" step 3 puts the car's venv.
+test's (`car.home` on this machine), with `~/edgekit/venv` where the README's step 3 puts it.
+
+Fixtures: `ssh_car` (one per test process, emulated when it can be), `own_ssh_car` (the same,
+for one test), `fresh_ssh_car` (this machine's sshd, for tests that break the car).
 
 Everything stops with the `with` block (or the fixture): sshd and every process of the car are
 killed, the namespace deleted; sshd also gets SIGKILL if the test process dies first.
