@@ -317,6 +317,9 @@ def test_samples_stats_and_check_read_a_store_on_read_only_media(read_only_store
     assert json.loads(stats.stdout)["samples"] == GOOD
     check = run_edgekit("samples", "check", str(read_only_store))
     assert check.returncode == 0 and json.loads(check.stdout)["ok"], check.stdout + check.stderr
+    tar = read_only_store.parent.parent / "card.tar"  # tmp_path, beside the read-only mount
+    export = run_edgekit("samples", "export", str(read_only_store), str(tar))
+    assert export.returncode == 0 and f"exported {GOOD} samples" in export.stdout, export.stderr
 
 
 @pytest.mark.fault("store on read-only media")
