@@ -150,7 +150,7 @@ def _local_source(src: str, dest: Path) -> Path:
 
 
 def _extract_export(archive: Path, dest: Path) -> Path:
-    folder = dest / ".incoming" / archive.stem
+    folder = dest / ".incoming" / (re.sub(r"[^\w.-]+", "_", archive.stem).lstrip(".") or "export")
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
