@@ -108,7 +108,7 @@ def test_failing_source_exits_nonzero_with_one_line(bundle, tmp_path):
 def test_corrupt_bundle_refuses_to_start_with_one_line(bundle, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
-    for name in ("model.tflite", "golden.npz", "manifest.json"):
+    for name in ("model.tflite", "golden.npz", "manifest.json", "manifest.sha256"):
         (broken / name).write_bytes((bundle / name).read_bytes())
     corrupt_model(broken)
     result = run_edgekit("run", "--bundle", str(broken), "--source", "synthetic", "--frames", "1")

@@ -213,7 +213,8 @@ class LocalTarget:
 
     def upload(self, bundle_dir: Path, release: str) -> None:
         incoming = self.releases / f"{INCOMING_PREFIX}{release}-{os.getpid()}"
-        shutil.copytree(bundle_dir, incoming, copy_function=shutil.copy2)
+        shutil.copytree(bundle_dir, incoming, copy_function=shutil.copy2,
+                        ignore=shutil.ignore_patterns(ACCEPTED_FILE))  # the car writes its own
         for file in incoming.rglob("*"):
             if file.is_file():
                 with open(file, "rb") as handle:
@@ -379,7 +380,7 @@ class SshTarget:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             for file in sorted(bundle_dir.rglob("*")):
-                if file.is_file():
+                if file.is_file() and file.name != ACCEPTED_FILE:  # the car writes its own
                     tar.add(file, arcname=file.relative_to(bundle_dir).as_posix())
         incoming = f"{RELEASES}/{INCOMING_PREFIX}{release}-$$"
         self._run(
