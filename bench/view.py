@@ -196,27 +196,35 @@ def report(result: dict, seconds: float, rounds: int, command: str) -> str:
         f"{defaults.quality}; each client reads the MJPEG stream "
         "and the events, as the page does, in the benchmark's process (not counted).",
         "",
-        "| variant | fps (median) | CPU ms/frame (median) | CPU vs (0) per round | median | goal "
-        "| the view's threads, ms/frame (median) | ... as a share of (0) | stream fps per client |",
+        "| variant | fps (median) | CPU ms/frame (median) | CPU vs (0) per round | median: whole process "
+        "| the view's threads, ms/frame (median) | ... as a share of (0): the view measured directly "
+        "| goal | stream fps per client |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    mark = {True: "yes", False: "**no**"}
     for variant, name in VARIANTS.items():
         fps = statistics.median(r[variant][0] for r in rows)
         cpu = statistics.median(r[variant][1] for r in rows)
         ratios = [r[variant][1] / r["off"][1] for r in rows]
         median = statistics.median(ratios)
-        goal = {"idle": GOALS["no_client"], "one": GOALS["one_client"]}.get(variant)
-        verdict = "" if goal is None else f"<= {goal:.2f} ({'yes' if median <= goal else '**no**'})"
-        received = result["received"].get(variant)
-        stream = f"{statistics.median(received):.1f}" if received else "-"
         own = [r[variant][2] for r in rows if len(r[variant]) > 2 and r[variant][2] is not None]
         share = [r[variant][2] / r["off"][1] for r in rows if len(r[variant]) > 2 and r[variant][2] is not None]
-        own_text = (f"{statistics.median(own):.3f} | {100 * statistics.median(share):.1f}%" if own else "- | -")
-        lines.append(f"| {name} | {fps:.1f} | {cpu:.2f} | {', '.join(f'{v:.3f}' for v in ratios)} | {median:.3f} "
-                     f"| {verdict} | {own_text} | {stream} |")
+        goal = {"idle": GOALS["no_client"], "one": GOALS["one_client"]}.get(variant)
+        whole = f"{median:.3f}" + ("" if goal is None else f" ({mark[median <= goal]})")
+        direct = "-"
+        if share:
+            direct = f"{100 * statistics.median(share):.1f}%"
+            if goal is not None:
+                direct += f" ({mark[1 + statistics.median(share) <= goal]})"
+        received = result["received"].get(variant)
+        lines.append(f"| {name} | {fps:.1f} | {cpu:.2f} | {', '.join(f'{v:.3f}' for v in ratios)} | {whole} "
+                     f"| {f'{statistics.median(own):.3f}' if own else '-'} | {direct} "
+                     f"| {'' if goal is None else f'under {100 * (goal - 1):.0f}%'} "
+                     f"| {f'{statistics.median(received):.1f}' if received else '-'} |")
     load = result["load"]
-    lines += ["", "CPU vs (0): each round's CPU per frame of the variant over that of (0) in the same round; "
-              "the goal applies to its median. The view's threads: the CPU its encoder and connection threads "
+    lines += ["", "CPU vs (0): each round's CPU per frame of the variant over that of (0) in the same round, "
+              "and its median: on a busy shared host this whole-process ratio moves by several percent between "
+              "identical runs, more than the 2% goal. The view's threads: the CPU its encoder and connection threads "
               "report (`view.cpu_ms`, thread CPU clocks) over the same window, per camera frame, and as a share "
               "of (0)'s CPU per frame: the view's cost measured directly, without the noise of the rest of "
               "the process.",

@@ -325,12 +325,14 @@ def test_the_demos_hot_swap_prints_the_view_address_and_the_page_sees_the_swap(b
 def test_the_benchmark_report_fails_a_view_that_costs_too_much():
     from bench.view import report
 
-    def rounds(idle: float, one: float) -> list[dict]:
-        return [{"off": (30.0, 1.0), "idle": (30.0, idle), "one": (30.0, one), "three": (30.0, 1.3)}] * 3
+    def rounds(idle: float, one: float, idle_own: float, one_own: float) -> list[dict]:
+        return [{"off": (30.0, 1.0, None), "idle": (30.0, idle, idle_own), "one": (30.0, one, one_own),
+                 "three": (30.0, 1.3, 0.2)}] * 3
 
-    cheap = report({"rounds": rounds(1.01, 1.10), "received": {"one": [10.0], "three": [9.0]}, "load": [1.0]},
-                   20, 3, "test")
-    costly = report({"rounds": rounds(1.05, 1.30), "received": {"one": [10.0], "three": [9.0]}, "load": [1.0]},
-                    20, 3, "test")
-    assert cheap.count("(yes)") == 2 and "**no**" not in cheap
-    assert costly.count("**no**") == 2
+    def verdicts(*figures: float) -> str:
+        return report({"rounds": rounds(*figures), "received": {"one": [10.0], "three": [9.0]}, "load": [1.0]},
+                      20, 3, "test")
+
+    assert verdicts(1.01, 1.10, 0.001, 0.1).count("(yes)") == 4
+    assert verdicts(1.05, 1.30, 0.001, 0.1).count("**no**") == 2  # the whole process
+    assert verdicts(1.01, 1.10, 0.03, 0.2).count("**no**") == 2  # the view's own threads
