@@ -124,3 +124,19 @@ def test_good_requests_still_decide_and_undo(page, record_property):
     assert client.post("/api/undo").status_code == 200
     record_property("data_lost", 0)
     assert decisions(store)[first["id"]].discarded
+
+
+@pytest.mark.fault("label page: requests and files")
+def test_a_row_naming_a_path_out_of_the_store_is_left_out_and_counted(tmp_path, record_property):
+    """A host store edited after the pull: one row's `file` leads out; the page still opens."""
+    import sqlite3
+
+    store = make_store(tmp_path / "store", n=N)
+    with sqlite3.connect(store / "samples.db") as db:
+        first_id = db.execute("SELECT min(id) FROM samples").fetchone()[0]
+        db.execute("UPDATE samples SET file = ? WHERE id = ?", ("../../etc/hostname", first_id))
+    source = open_samples(store)
+    record_property("data_lost", 0)
+    assert source.unsafe_rows == 1 and len(source.samples()) == N - 1
+    state = create_app(source).test_client().get("/api/state").get_json()
+    assert state["skipped"] == 1 and all(".." not in s["id"] for s in state["samples"])

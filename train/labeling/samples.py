@@ -11,12 +11,14 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import UserError
 
 LABELS_DB = "labels.db"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,18 @@ class SampleSource:
         from edge.samplelog.store import SampleStore
 
         self.root = Path(root).resolve()
+        self.unsafe_rows = 0  # rows whose `file` is not images/<session>/<name>: left out, counted
+        self._samples: list[Sample] = []
         with SampleStore(self.root, readonly=True) as store:
-            self._samples = [
-                Sample(
+            for row in store.rows(order="capture_time, id"):
+                try:
+                    image_path = store.path_of(row)
+                except UserError:
+                    self.unsafe_rows += 1
+                    continue
+                self._samples.append(Sample(
                     sample_id=row["file"],
-                    image_path=store.path_of(row),
+                    image_path=image_path,
                     predicted=row.get("label"),
                     confidence=row.get("confidence"),
                     session_id=row.get("session_id") or "",
@@ -60,9 +69,9 @@ class SampleSource:
                     model_labels=tuple(row.get("labels") or ()),
                     roi_only=bool(row.get("roi_only")),
                     roi=tuple(row["roi"]) if row.get("roi") else None,
-                )
-                for row in store.rows(order="capture_time, id")
-            ]
+                ))
+        if self.unsafe_rows:
+            log.warning("%d rows of %s name a file outside images/<session>/: left out", self.unsafe_rows, self.root)
 
     @property
     def labels_db(self) -> Path:

@@ -115,7 +115,7 @@ def create_app(source: SampleSource, classes: list[str] | None = None,
     @app.get("/api/state")
     def state():
         decisions = db.all()
-        shown, skipped = [], 0
+        shown, skipped = [], source.unsafe_rows
         for sample in samples:
             url = image_url(sample)
             if url is None:
