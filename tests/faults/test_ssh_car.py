@@ -133,6 +133,33 @@ def test_a_car_that_dies_while_it_verifies_keeps_its_model(fresh_ssh_car, two_bu
     assert_car_runs(car, "v0002")
 
 
+@pytest.mark.fault("car network: link lost during verify")
+def test_a_car_out_of_range_while_it_verifies_keeps_its_model(fresh_ssh_car, two_bundles):
+    """The car keeps running but its link goes down mid-verify: ssh's keep-alives notice it."""
+    car = fresh_ssh_car
+    if car.netns is None:
+        pytest.skip("taking the car's link down needs the car in a network namespace")
+    assert deploy(car, two_bundles["v0001"]).returncode == 0
+    running = subprocess.Popen([sys.executable, "-m", "edge.cli", "deploy", str(two_bundles["v0002"]),
+                                "--to", f"{CAR}:edgekit"], env={**os.environ, **car.env},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _verifying(car):
+        time.sleep(0.01)
+    car.set_link(False)
+    try:
+        stdout, stderr = running.communicate(timeout=120)
+    finally:
+        car.set_link(True)
+    line = error_line(subprocess.CompletedProcess(running.args, running.returncode, stdout, stderr))
+    assert "lost the connection to pi@car.local" in line and "while it verified v0002" in line
+    assert "`current` still points to v0001 (never switched)" in line
+    assert_car_runs(car, "v0001")
+    again = deploy(car, two_bundles["v0002"])
+    assert again.returncode == 0, again.stderr
+    assert_car_runs(car, "v0002")
+
+
 def _verifying(car: SshCar) -> bool:
     """Is the car running `edgekit bundle verify` now?"""
     for pid in _children_of(car.process.pid):

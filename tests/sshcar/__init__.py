@@ -292,6 +292,10 @@ class SshCar:
         finally:
             _run(*tc, "del", "dev", self.car_link, "root")
 
+    def set_link(self, up: bool) -> None:
+        """The car's network link up or down (out of Wi-Fi range): its processes keep running."""
+        _check(_run("ip", "netns", "exec", self.netns, "ip", "link", "set", self.car_link, "up" if up else "down"))
+
     def stop(self) -> None:
         self.disappear()
         if self.netns:
