@@ -31,7 +31,7 @@ class Frame:
         index: position in the source's stream, counting every frame it produced
             (frames dropped because a newer one arrived keep their numbers).
         monotonic: capture time on `time.monotonic()`, for latency.
-        truth: ground-truth label when the source knows it (synthetic drives).
+        truth: ground-truth label when the source knows it (synthetic drives, class folders).
         order: "rgb" or "bgr", how `pixels` lie in memory.
         file: the image file it came from, relative to the source's folder (image folders).
         main: a larger B,G,R picture of the same moment, for people only (picamera2's main stream
