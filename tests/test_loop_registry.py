@@ -244,7 +244,7 @@ def test_models_options_work_before_and_after_the_action(tmp_path, where):
         words = ["models", *options, *action] if where == "before" else ["models", *action, *options]
         return run_edgekit(*words, check=True)
 
-    models_cmd(["register", bundle, "--name", "signals"], ["--registry", models])
+    models_cmd(["register", bundle], ["--registry", models, "--name", "signals"])
     models_cmd(["promote", "v0001"], ["--registry", models, "--name", "signals"])
     assert "* v0001" in models_cmd(["list"], ["--registry", models, "--name", "signals"]).stdout
     assert json.loads(models_cmd(["show", "v0001", "--json"], ["--registry", models]).stdout)["production"]

@@ -48,9 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = [listing, show, register, promote, rollback, history]
     add_shared_option(parser, actions, "--registry", type=Path, default=None,
                       help="registry folder (default ./models or $EDGEKIT_MODELS)")
-    add_shared_option(parser, [listing, show, promote, rollback, history], "--name", default=None,
-                      help="model name (needed when the registry holds several)")
-    register.add_argument("--name", required=True, help="model name")
+    add_shared_option(parser, actions, "--name", default=None,
+                      help="model name (register: required; others: needed when the registry holds several)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -203,6 +202,8 @@ def _register(registry, args: argparse.Namespace) -> int:
         metrics.update(_read_optional(args.run / "summary.json"))
         if args.keras is None and (args.run / "model.keras").is_file():
             args.keras = args.run / "model.keras"
+    if not args.name:
+        raise RegistryError("models register needs --name NAME (the model the bundle is a version of)")
     entry = registry.register(args.name, args.bundle, keras_model=args.keras,
                               metrics=metrics, lineage=lineage, parent=args.parent)
     print(f"{entry.name}: registered {entry.version} (bundle {entry.bundle_version}) at {entry.path}")
