@@ -72,6 +72,7 @@ MAX_INPUT_SIDE = 2048
 MAX_LABELS = 1000
 MAX_LABEL_CHARS = 100
 MAX_GOLDEN_INPUTS = 1024
+MAX_FLOAT_ATOL = 0.01  # a looser golden tolerance would let another float model pass
 FILE_LIMITS = {MODEL_FILE: MAX_MODEL_BYTES, GOLDEN_FILE: MAX_GOLDEN_BYTES}
 DTYPES = ("uint8", "int8", "float32", "float16")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -369,6 +370,15 @@ def check_fields(manifest: dict[str, Any]) -> PreprocessSpec:
         if name not in files:
             raise BundleError(f"manifest {part}.file {name!r} is not one of the files it hashes: rebuild the bundle")
     check_labels(manifest)
+    golden, tools = manifest.get("golden", {}), manifest.get("tools", {})
+    atol = golden.get("atol", DEFAULT_FLOAT_ATOL)
+    if isinstance(atol, bool) or not isinstance(atol, int | float) or not 0 <= atol <= MAX_FLOAT_ATOL:
+        raise BundleError(f"manifest golden.atol {atol!r} is not a tolerance between 0 and {MAX_FLOAT_ATOL}: "
+                          "rebuild the bundle")
+    made_by = tools.get("interpreter", {}) if isinstance(tools, dict) else None
+    if not isinstance(made_by, dict) or not all(isinstance(v, str) for v in made_by.values()):
+        raise BundleError("manifest tools.interpreter must name the interpreter, version and machine as text: "
+                          "rebuild the bundle")
     for side in ("input", "output"):
         if model[side].get("dtype") not in DTYPES:
             raise BundleError(f"manifest model.{side}.dtype {model[side].get('dtype')!r} is not one of {DTYPES}")

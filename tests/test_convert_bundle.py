@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from convert.bundle_writer import seal
-from edge.bundle import BundleError, open_bundle, self_test, verify_bundle
+from edge.bundle import BundleError, file_sha256, open_bundle, self_test, verify_bundle
 from edge.interpreter import TFLiteModel
 from tests.conftest import DEVICE_PYTHON, run_edgekit
 from tests.tiny_bundles import rewrite_golden
@@ -304,3 +304,25 @@ def test_keys_commands_from_init_to_a_car_that_refuses_unsigned_bundles(bundles,
     assert len(refused.stderr.strip().splitlines()) == 1
     shown = json.loads(run_edgekit("keys", "show", "--dir", str(car), check=True).stdout)
     assert len(shown["trusted_keys"]) == 1 and shown["signing_key"] is None
+
+
+def test_model_that_does_not_match_its_manifest_or_golden_data_is_refused(bundles, tmp_path):
+    folder = _copy(bundles["int8"], tmp_path / "dtype")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["model"]["input"]["dtype"] = "float32"  # the car would feed floats to a uint8 model
+    _edit_manifest(folder, model=manifest["model"])
+    with pytest.raises(BundleError, match="the manifest says the model's input is float32, the model's is uint8"):
+        verify_bundle(folder)
+
+    def wrong_shape(folder):
+        with np.load(folder / "golden.npz", allow_pickle=False) as golden:
+            return golden["inputs"][:, :8], golden["outputs"]
+
+    folder = _copy(bundles["int8"], tmp_path / "golden")
+    inputs, outputs = wrong_shape(folder)
+    np.savez(folder / "golden.npz", inputs=inputs, outputs=outputs)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["golden.npz"] = file_sha256(folder / "golden.npz")
+    _edit_manifest(folder, files=manifest["files"])
+    with pytest.raises(BundleError, match="not 1-1024 uint8 images of"):
+        verify_bundle(folder)

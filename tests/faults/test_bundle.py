@@ -283,6 +283,9 @@ def tiny_fixture_data(tmp_path_factory) -> dict[str, Path]:
     ({"labels": "green,none,red,yellow"}, "list of strings"),
     ({"files": ["model.tflite"]}, "map file names"),
     ({"model": {"file": ".hidden.tflite", "input": {}, "output": {}}}, "tensor shape|not one of the files"),
+    ({"golden": {"file": "golden.npz", "atol": 1.0}}, "not a tolerance"),
+    ({"golden": {"file": "golden.npz", "atol": "loose"}}, "not a tolerance"),
+    ({"tools": {"interpreter": ["ai_edge_litert"]}}, "tools.interpreter"),
 ])
 def test_bundle_that_cannot_work_fails_verify_load_and_deploy_alike(releases, tmp_path, change, message):
     folder = copy(releases["v0001"], tmp_path)
@@ -291,10 +294,9 @@ def test_bundle_that_cannot_work_fails_verify_load_and_deploy_alike(releases, tm
         with pytest.raises(BundleError, match=message):
             check(folder)
     target = LocalTarget(tmp_path / "car", edgekit=CAR_EDGEKIT)
-    deploy(releases["v0001"], "v0001", target)
     with pytest.raises(DeployError, match=message):
         deploy(folder, "v0002", target)
-    assert status(target)["current"] == "v0001" and not (target.releases / "v0002").exists()
+    assert status(target)["current"] is None and not (target.releases / "v0002").exists()
 
 
 @pytest.mark.fault("bundle that cannot work")
