@@ -271,7 +271,8 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
             report = acc.compare(keras_probs, tflite_probs, eval_labels, class_names)
             report["split"] = split
             failures = acc.gate_failures(report, options.max_drop, options.max_class_drop)
-            absolute = report["absolute"] = acc.absolute_gate(report, options.min_class_images, options.force)
+            absolute = report["absolute"] = acc.absolute_gate(report, options.min_class_images,
+                                                              options.force or not options.gate)
         golden_inputs, golden_outputs, selection = choose_golden(tflite, pool, options.golden_count)
         latency = acc.latency(flatbuffer, golden_inputs, options.latency_runs)
         result = ModeResult(mode=mode, size_bytes=len(flatbuffer), size_ratio=round(len(flatbuffer) / len(float32_flatbuffer), 4),

@@ -101,6 +101,7 @@ def _constant_model(path, answer: int = 0):
 
 
 def test_convert_refuses_a_majority_class_model_unless_forced(tiny, tmp_path):
+    from convert.pipeline import ConvertOptions, convert
     from tests.conftest import run_edgekit
 
     data = make_dataset(tmp_path / "data.npz", n=240)
@@ -117,6 +118,9 @@ def test_convert_refuses_a_majority_class_model_unless_forced(tiny, tmp_path):
     gate = json.loads((forced / "manifest.json").read_text())["gate"]["absolute"]
     assert gate["forced"] is True and gate["failures"] and gate["min_class_images"] == 5
     assert 0.2 < gate["majority_share"] < 0.5  # four colours, about a quarter each
+    ungated = convert(ConvertOptions(source=model, data=str(data), modes=["float32"], rep_size=40, latency_runs=2,
+                                     gate=False, out=tmp_path / "ungated"))[0]
+    assert ungated.bundle is not None and ungated.accuracy["absolute"]["forced"] is True  # --no-gate: every gate off
     # a trained model passes the same gate, and the thresholds are recorded
     good = tmp_path / "good"
     result = run_edgekit("convert", str(tiny["model"]), "--data", str(tiny["data"]), "--rep-size", "40",

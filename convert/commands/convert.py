@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="write bundles even when a gate fails (recorded in the manifest)")
     check.add_argument("--force", action="store_true",
                        help="write the bundle even if the absolute gate refuses it (no better than the majority "
-                            "class, or a class never found); the manifest records it")
+                            "class, or a class never found; --no-gate also lets it through); the manifest records it")
     check.add_argument("--min-class-images", type=int, default=5,
                        help="absolute gate: a class with at least this many images may not have 0 recall (default 5)")
     check.add_argument("--check-runtime", action="append", default=[], metavar="PYTHON",
