@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -174,6 +175,7 @@ def test_cli_deploys_from_the_registry(tmp_path, bundles):
     out = run_edgekit("deploy", "production", "--registry", str(models), "--to", str(root),
                       "--target-edgekit", shlex.join(CAR_EDGEKIT), check=True)
     assert "verify: ok" in out.stdout and "current -> v0001" in out.stdout
+    assert "health: current verified after the switch" in out.stdout
     assert "release v0001 holds bundle signals:v0001" in out.stdout
     assert_current_works(root, "v0001")
     assert registry.history("signals")[-1]["action"] == "deploy"
@@ -187,3 +189,17 @@ def test_cli_deploys_from_the_registry(tmp_path, bundles):
         assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
         assert message in result.stderr, result.stderr
     assert_current_works(root, "v0001")
+
+
+def test_registered_version_without_a_recorded_hash_is_refused(tmp_path, bundles):
+    from train.deploy import registered_digest
+
+    registry = Registry(tmp_path / "models")
+    entry = registry.register("signals", bundles["v0001"])
+    assert registered_digest(entry) == entry.lineage["bundle_manifest_sha256"]
+    lineage = entry.path / "lineage.json"
+    record = json.loads(lineage.read_text())
+    del record["bundle_manifest_sha256"]
+    lineage.write_text(json.dumps(record))
+    with pytest.raises(DeployError, match="no recorded manifest hash"):
+        registered_digest(registry.get("signals", "v0001"))
