@@ -31,7 +31,8 @@ def test_two_workers_on_localhost_train_one_epoch(tmp_path):
                "TF_CPP_MIN_LOG_LEVEL": "2"}
         command = [sys.executable, "-m", "edge.cli", "train", str(tmp_path / "tiny.npz"), "--model",
                    str(tmp_path / "tiny.json"), "--epochs", "1", "--batch-size", "16", "--quiet",
-                   "--strategy", "multi-worker", "--out", str(tmp_path / f"run-{index}")]
+                   "--strategy", "multi-worker", "--out", str(tmp_path / f"run-{index}"),
+                   "--verbose"]  # TensorFlow's "num_workers = 2" is an INFO line, hidden without --verbose
         workers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True))
     outputs = []
