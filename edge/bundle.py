@@ -62,6 +62,10 @@ DEFAULT_FLOAT_ATOL = 1e-3
 # See agreement_rule().
 INTEGER_STEPS_OTHER_INTERPRETER = 8
 INTEGER_STEPS_OTHER_MACHINE = 1
+# tflite-runtime 2.14's x86_64 and aarch64 wheels differ as two interpreters do (car-small int8,
+# 300 images, emulated Pi 4/5: up to 4 steps on 207 of 1,200 outputs, no top-1 change;
+# tests/car/test_agreement.py), so across machines it gets another interpreter's budget.
+INTEGER_STEPS_OTHER_MACHINE_FOR = {"tflite_runtime": INTEGER_STEPS_OTHER_INTERPRETER}
 
 # Sane sizes: anything larger is not a bundle edgekit made for a car.
 MAX_MANIFEST_BYTES = 1 << 20
@@ -515,7 +519,8 @@ def agreement_rule(made_by: dict[str, Any], runner: tuple[str, str, str], intege
 
     Integer models: exact on the same interpreter, version and machine (and when the manifest
     does not say who made them); the same interpreter on another architecture may differ by
-    INTEGER_STEPS_OTHER_MACHINE steps, another interpreter by INTEGER_STEPS_OTHER_INTERPRETER,
+    INTEGER_STEPS_OTHER_MACHINE steps (INTEGER_STEPS_OTHER_MACHINE_FOR names interpreters whose
+    builds differ more), another interpreter by INTEGER_STEPS_OTHER_INTERPRETER,
     both with every top-1 label equal (golden inputs have clear top-1 margins).
     Float models: within `atol` (a tie may flip the top-1 label, so it is not required).
     """
@@ -529,9 +534,9 @@ def agreement_rule(made_by: dict[str, Any], runner: tuple[str, str, str], intege
         return AgreementRule(f"top-1 equal and within {steps} steps (golden made by {made_by.get('name')} "
                              f"{made_by.get('version')})", steps, True)
     if made_by.get("machine", machine) != machine:
-        steps = INTEGER_STEPS_OTHER_MACHINE
-        return AgreementRule(f"top-1 equal and within {steps} step (golden made on {made_by.get('machine')}, "
-                             f"checked on {machine})", steps, True)
+        steps = INTEGER_STEPS_OTHER_MACHINE_FOR.get(name, INTEGER_STEPS_OTHER_MACHINE)
+        return AgreementRule(f"top-1 equal and within {steps} step{'s' * (steps != 1)} (golden made on "
+                             f"{made_by.get('machine')}, checked on {machine})", steps, True)
     return AgreementRule("exact", 0, True)
 
 
