@@ -171,7 +171,7 @@ def write_results(done: dict[str, dict[str, Any]], seeds: list[int], started: fl
              "validation check.", "",
              "| row | train imgs | majority | default (mean ± sd, n) | best preset | plain (mean ± sd, n) | gap | "
              "default collapsed (check fired) | default time (s) |", "|---" * 9 + "|"]
-    check = {"collapsed_and_fired": 0, "collapsed_not_fired": 0, "healthy_fired": 0, "healthy_quiet": 0}
+    check = {"collapsed_fired": 0, "collapsed_not_fired": 0, "healthy_fired": 0, "healthy_quiet": 0}
     missed, false_alarms = [], []
     for row, entry in done.items():
         default = [s for s in entry["default"] if s]
@@ -212,7 +212,7 @@ def write_results(done: dict[str, dict[str, Any]], seeds: list[int], started: fl
                      f"({fired}/{len(default)}) | "
                      + (f"{statistics.fmean(s['training_time_s'] for s in default):.0f}" if default else "-") + " |")
     lines += ["", "## The collapse check (every finished default and preset run)", "",
-              f"- collapsed on test, check fired on val: {check['collapsed_and_fired']}",
+              f"- collapsed on test, check fired on val: {check['collapsed_fired']}",
               f"- collapsed on test, check silent (missed): {check['collapsed_not_fired']}",
               f"- healthy on test, check fired (false alarm): {check['healthy_fired']}",
               f"- healthy on test, check silent: {check['healthy_quiet']}", ""]
