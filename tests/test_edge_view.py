@@ -101,6 +101,13 @@ def test_off_loopback_view_needs_a_known_name_and_the_token():
     assert not guard.token_ok(TOKEN.upper())
 
 
+def test_off_loopback_the_machines_own_name_is_known_without_a_dns_lookup():
+    guard = Guard(ViewSettings(host="0.0.0.0"), token=TOKEN)
+    short = socket.gethostname().split(".")[0]
+    assert guard.host_ok(f"{socket.gethostname()}:8080") and guard.host_ok(f"{short}.local:8080")
+    assert not Guard(ViewSettings(), token=TOKEN).host_ok(f"{short}.local:8080")  # loopback: loopback names only
+
+
 def test_the_token_is_taken_from_the_query_a_bearer_header_or_the_cookie():
     guard = Guard(ViewSettings(host="0.0.0.0"), token=TOKEN, names=set())
     assert guard.presented_token(f"token={TOKEN}", None, None) == TOKEN

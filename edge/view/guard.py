@@ -57,14 +57,14 @@ def _is_ip(name: str) -> bool:
 
 
 def machine_names() -> set[str]:
-    """This machine's own names (hostname, hostname.local, its fully qualified name)."""
-    names = {socket.gethostname().lower()}
-    try:
-        names.add(socket.getfqdn().lower())
-    except OSError:
-        pass
-    names |= {f"{name.split('.')[0]}.local" for name in set(names)}
-    return {n.rstrip(".") for n in names if n}
+    """This machine's own names: its hostname and hostname.local (mDNS).
+
+    No DNS lookup (a car without a network would wait for the resolver at start); other
+    names go in the view's `hosts`.
+    """
+    name = socket.gethostname().lower().rstrip(".")
+    short = name.split(".")[0]
+    return {n for n in (name, short, f"{short}.local") if n}
 
 
 class Guard:
@@ -79,7 +79,9 @@ class Guard:
     def __init__(self, settings: ViewSettings, token: str, names: set[str] | None = None) -> None:
         self.loopback = settings.loopback
         self.token = token.encode()
-        self.names = set(settings.hosts) | (machine_names() if names is None else names)
+        if names is None:
+            names = set() if self.loopback else machine_names()
+        self.names = set(settings.hosts) | names
 
     @property
     def needs_token(self) -> bool:
