@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recipe.add_argument("--bn-momentum", type=float)
     recipe.add_argument("--augment", help="augmentation options: JSON object or .json/.toml file; 'none' to disable")
     parser.add_argument("--max-drop", type=float, default=1.0,
-                        help="gate: largest allowed overall accuracy drop vs production, points")
+                        help="gate: largest allowed overall accuracy drop vs production, points (a drop counts only "
+                             "if the images show it is real: one-sided 95%% interval, docs/loop.md)")
     parser.add_argument("--max-class-drop", type=float, default=3.0,
                         help="gate: largest allowed drop on any class, points")
     parser.add_argument("--critical", default="", help="classes that may not drop at all, e.g. red")
