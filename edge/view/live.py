@@ -183,10 +183,9 @@ class LiveView:
             listeners = getattr(part, "on_written", None)
             if isinstance(listeners, list) and self.settings.thumbnails:
                 listeners.append(self.on_sample_written)
-        for name, target in (("view-server", self.server.serve), ("view-encoder", self._encode_loop)):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        encoder = threading.Thread(target=self._encode_loop, name="view-encoder", daemon=True)
+        encoder.start()
+        self._threads += [self.server.start(), encoder]
         if self.guard.needs_token:
             log.info("live view on %s (not loopback: the token is required; open this address once, the "
                      "browser keeps it in a cookie)", self.url + "?token=" + self.token)

@@ -67,6 +67,7 @@ class ViewServer(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
         self._active = 0
         self._active_lock = threading.Lock()
+        self._serving = threading.Event()
         try:
             super().__init__((settings.host, settings.port), ViewHandler)
         except OSError as error:
@@ -84,12 +85,20 @@ class ViewServer(ThreadingHTTPServer):
             host = socket.gethostname()
         return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}/"
 
-    def serve(self) -> None:
+    def start(self) -> threading.Thread:
+        """Serve in a thread of its own (lower priority); close() stops it."""
+        self._serving.set()
+        thread = threading.Thread(target=self._serve, name="view-server", daemon=True)
+        thread.start()
+        return thread
+
+    def _serve(self) -> None:
         yield_cpu_to_inference()
         self.serve_forever(poll_interval=0.25)
 
     def close(self) -> None:
-        self.shutdown()
+        if self._serving.is_set():  # shutdown() would wait forever for a loop never started
+            self.shutdown()
         self.server_close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
