@@ -287,6 +287,7 @@ def test_convert_without_data_falls_back_to_random_golden_inputs_and_signs(tiny,
     assert verify_bundle(result.bundle)["signature"].startswith("ok (key ")
 
 
+@pytest.mark.slow
 def test_keys_commands_from_init_to_a_car_that_refuses_unsigned_bundles(bundles, tmp_path):
     workstation, car = tmp_path / "workstation", tmp_path / "car"
     out = run_edgekit("keys", "init", "--dir", str(workstation), check=True).stdout

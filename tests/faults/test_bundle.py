@@ -134,6 +134,7 @@ def test_bundle_without_a_digest_is_refused(releases, tmp_path):
         verify_bundle(folder)
 
 
+@pytest.mark.slow
 @pytest.mark.fault("tampered manifest")
 def test_swapped_labels_with_a_recomputed_digest_fail_deploy_of_the_registered_version(releases, tmp_path):
     registry = Registry(tmp_path / "models")
@@ -190,6 +191,7 @@ def test_release_changed_on_the_car_after_deploy_is_refused_at_load_and_hot_swap
     assert "changed after it was deployed" in line
 
 
+@pytest.mark.slow
 @pytest.mark.fault("unsigned or badly signed bundle")
 def test_car_with_a_trusted_key_refuses_unsigned_foreign_and_tampered_bundles(releases, tmp_path, car_keys):
     unsigned = copy(releases["v0001"], tmp_path, "unsigned")
@@ -336,6 +338,7 @@ def test_failed_health_check_after_the_switch_rolls_back(releases, tmp_path):
 
 # --- item 7: concurrent and killed deploys -------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.fault("concurrent deploys")
 def test_second_deploy_to_a_busy_target_refuses_in_one_line_or_waits(releases, tmp_path):
     root = tmp_path / "car"
@@ -354,6 +357,7 @@ def test_second_deploy_to_a_busy_target_refuses_in_one_line_or_waits(releases, t
     assert outcome["result"].release == "v0002"
 
 
+@pytest.mark.slow
 @pytest.mark.fault("concurrent deploys")
 def test_two_deploys_at_once_end_in_a_consistent_target(releases, tmp_path):
     root = tmp_path / "car"
@@ -399,6 +403,7 @@ def test_ssh_target_takes_the_lock_on_the_car(releases, tmp_path):
     assert deploy(releases["v0001"], "v0001", holder).release == "v0001"  # released on exit
 
 
+@pytest.mark.slow
 @pytest.mark.fault("deploy killed mid-switch")
 def test_killed_between_the_link_renames_leaves_somewhere_to_roll_back_to(releases, tmp_path, monkeypatch):
     target = LocalTarget(tmp_path / "car", edgekit=CAR_EDGEKIT)
@@ -424,6 +429,7 @@ def test_killed_between_the_link_renames_leaves_somewhere_to_roll_back_to(releas
 
 # --- item 12: hostile JSON --------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.fault("hostile manifest JSON")
 @pytest.mark.parametrize("depth", [100, 100_000])
 def test_deeply_nested_manifest_is_one_line_in_verify_and_deploy(releases, tmp_path, depth):
