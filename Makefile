@@ -11,7 +11,7 @@ PI_VENV := .venv-pi214
 PI_STAMP := $(PI_VENV)/.installed-pi
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: demo test lint env device-env pi-env car-rootfs browser ssh-car bench-data bench-train bench-convert bench-edge bench-faults bench-small clean
+.PHONY: demo test lint env device-env pi-env car-rootfs car-rootfs-for-tests browser ssh-car bench-data bench-train bench-convert bench-edge bench-faults bench-small clean
 
 env: $(HOST_STAMP)
 

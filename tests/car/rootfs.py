@@ -215,8 +215,7 @@ def build_edgekit_wheel(wheels: Path) -> None:
 
 def venv_key(wheels: Path) -> str:
     names = sorted(p.name for p in wheels.glob("*.whl") if not p.name.startswith("edgekit-"))
-    return _key({"readme": readme_blocks(), "pyproject": (REPO / "pyproject.toml").read_text(),
-                 "wheels": names, "v": 1})
+    return _key({"readme": readme_blocks(), "requirements": pi_requirements(), "wheels": names, "v": 1})
 
 
 def build_venvs(root: Path) -> None:

@@ -32,3 +32,11 @@ def test_the_readme_pins_numpy_and_takes_no_opencv_from_pypi():
         assert "--system-site-packages" in block, name
         assert "-c ~/edgekit/constraints.txt" in block and 'print("numpy==" + numpy.__version__)' in block, name
         assert "opencv" not in block and "[device]" not in block, name
+
+
+def test_the_pi_extras_take_no_opencv_from_pypi():
+    from tests.car.rootfs import pi_requirements
+
+    requirements = pi_requirements()
+    assert not [r for r in requirements if "opencv" in r], requirements
+    assert "tflite-runtime==2.14.0" in requirements and any(r.startswith("ai-edge-litert") for r in requirements)
