@@ -35,12 +35,15 @@ class Part(Protocol):
 
 
 def yield_cpu_to_inference(niceness: int = 10) -> None:
-    """Lower the calling thread's CPU priority (Linux; elsewhere nothing happens).
+    """Lower the calling thread's CPU priority by `niceness` (Linux; elsewhere nothing happens).
 
     Call it first thing in a part's own thread: disk writing and encoding can wait, the
-    camera -> inference path cannot, and on a 2- or 4-core car they share the cores.
+    camera -> inference path cannot, and on a 2- or 4-core car they share the cores. The step
+    is relative to the thread's own level, so a car started under `nice` keeps the gap.
     """
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        thread = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + niceness))
     except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
         pass

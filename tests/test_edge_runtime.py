@@ -184,3 +184,24 @@ def test_runtime_on_the_pi_camera_uses_the_lores_stream(bundle, monkeypatch):
     assert ("capture_array", "lores") in picamera2.EVENTS
     assert picamera2.EVENTS[-1] == ("close",)  # closed when the run ends
     picamera2.reset()
+
+
+def test_a_part_thread_steps_below_the_level_the_car_was_started_at():
+    """Writer and encoder threads keep their gap to inference even when the car runs under `nice`."""
+    import os
+    import threading
+
+    from edge.parts import yield_cpu_to_inference
+
+    levels: dict[str, int] = {}
+
+    def part() -> None:
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, 5)  # as if started with `nice -n 5`
+        yield_cpu_to_inference(10)
+        levels["after"] = os.getpriority(os.PRIO_PROCESS, me)
+
+    thread = threading.Thread(target=part)
+    thread.start()
+    thread.join()
+    assert levels["after"] == 15
