@@ -20,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Session fixtures `tiny` and `bundles` (a small converted model in every mode), shared by the convert tests.
 from tests.convert_helpers import bundles_fixture, tiny_fixture  # noqa: E402, F401
 
-# Session fixture `ssh_car` and per-test `fresh_ssh_car`: a real sshd car (tests/sshcar).
-from tests.sshcar import fresh_ssh_car, own_ssh_car, ssh_car  # noqa: E402, F401
+# `ssh_car`, `fresh_ssh_car`, `emulated_ssh_car`: a car behind a real sshd (tests/sshcar).
+from tests.sshcar import emulated_ssh_car, fresh_ssh_car, ssh_car  # noqa: E402, F401
 
 
 def run_edgekit(*args: str, python: str | Path = sys.executable, check: bool = False,

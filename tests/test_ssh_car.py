@@ -54,9 +54,9 @@ def as_user(car: SshCar, folder: Path) -> dict[str, str]:
     return {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
 
 
-def test_readme_pi_step_4_by_hand_over_ssh(own_ssh_car, tmp_path):
+def test_readme_pi_step_4_by_hand_on_the_emulated_pi(emulated_ssh_car, tmp_path):
     """"On the Pi", step 4 (scp a bundle, point `current` at it, verify on the car), run as written."""
-    car = own_ssh_car
+    car = emulated_ssh_car
     write_bundle(tmp_path / "bundles" / "car-small-int8", float_tflite(), name="lights", version="by-hand")
     block = readme_block("4. Copy a bundle")
     result = subprocess.run(["bash", "-ec", block], cwd=tmp_path, env=as_user(car, tmp_path / "bin"),
@@ -74,7 +74,6 @@ def test_readme_deploy_status_rollback_over_ssh(ssh_car, tmp_path):
         out = edgekit(car, "deploy", "production", "--name", "lights", "--to", f"{CAR}:edgekit", cwd=tmp_path).stdout
         assert f"copy: copied {CAR}:edgekit/releases/{version}" in out
         assert "verify: ok on the target (ai_edge_litert" in out  # the car's venv verified it
-        assert ("on aarch64" in out) == car.emulated, out  # on the emulated Pi when there is one
         # README "On the Pi" step 4's check, as pi on the car
         verified = on_car(car, "cd edgekit && venv/bin/edgekit bundle verify --json current")
         assert json.loads(verified[verified.index("{"):])["version"] == version
@@ -90,6 +89,19 @@ def test_readme_deploy_status_rollback_over_ssh(ssh_car, tmp_path):
     # deploying again what the car holds copies nothing and verifies it again
     out = edgekit(car, "deploy", "v0002", "--name", "lights", "--to", f"{CAR}:~/edgekit", cwd=tmp_path).stdout
     assert "already on the target" in out and "switch: current -> v0002 (previous: v0001)" in out
+
+
+def test_readme_deploy_verifies_on_the_emulated_pi(emulated_ssh_car, tmp_path):
+    """README: `edgekit deploy production --name lights --to pi@car.local:edgekit`, the car being
+    the emulated arm64 Pi: its own LiteRT checks the bundle before `current` moves."""
+    car = emulated_ssh_car
+    bundle = write_bundle(tmp_path / "bundles" / "v0001", float_tflite(), name="lights", version="v0001")
+    edgekit(car, "models", "register", str(bundle), "--name", "lights", "--promote", cwd=tmp_path)
+    out = edgekit(car, "deploy", "production", "--name", "lights", "--to", f"{CAR}:edgekit", cwd=tmp_path).stdout
+    assert "verify: ok on the target (ai_edge_litert 2.3.0 on aarch64" in out, out
+    assert "switch: current -> v0001 (previous: none)" in out
+    state = json.loads(edgekit(car, "deploy", "--status", "--to", f"{CAR}:edgekit", cwd=tmp_path).stdout)
+    assert state["current"] == "v0001"
 
 
 def _store_rows(store: Path) -> list[tuple]:

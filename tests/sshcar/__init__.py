@@ -8,8 +8,7 @@ client key, a known_hosts file with the car's host key, keep-alives), and `car.e
 `EDGEKIT_SSH="ssh -F <that file>"`; the README's `pi@car.local:...` commands then run as written.
 
 What the car runs:
-- `rootfs` given (the `ssh_car` fixture does this when the emulated car of tests/car/rootfs.py
-  is available): Debian's arm64 sshd inside that Bookworm userland under qemu-user, so deploy's
+- `rootfs` given (the `emulated_ssh_car` fixture, with the emulated car of tests/car/rootfs.py): Debian's arm64 sshd inside that Bookworm userland under qemu-user, so deploy's
   remote `edgekit bundle verify` runs on the emulated Pi (CPU model `cpu`, LiteRT venv as
   `~/edgekit/venv`, the working tree's code first on PYTHONPATH as in tests/car);
 - otherwise this machine's sshd, `~/edgekit/venv` being the repo's `.venv-device`.
@@ -22,8 +21,9 @@ sshd runs in a private mount namespace where /etc/passwd, /etc/shadow and /etc/g
 `pi` user added (the machine's own files are not touched); pi's home is a folder of the
 test's (`car.home` on this machine), with `~/edgekit/venv` where the README's step 3 puts it.
 
-Fixtures: `ssh_car` (one per test process, emulated when it can be), `own_ssh_car` (the same,
-for one test), `fresh_ssh_car` (this machine's sshd, for tests that break the car).
+Fixtures: `ssh_car` (one per test process), `fresh_ssh_car` (one per test, for tests that
+break the car), both on this machine's sshd; `emulated_ssh_car` (one per test, sshd in the
+emulated arm64 Pi; skipped where it cannot run, failed instead in CI).
 
 Everything stops with the `with` block (or the fixture): sshd and every process of the car are
 killed, the namespace deleted; sshd also gets SIGKILL if the test process dies first.
@@ -468,15 +468,19 @@ def running_car(network: str | None = None, rootfs: Path | None = None) -> Itera
 
 @pytest.fixture(scope="session")
 def ssh_car() -> Iterator[SshCar]:
-    """One car for the happy-path tests of this test process: the emulated arm64 Pi when built."""
-    with running_car(rootfs=emulated_rootfs()) as car:
+    """One car on this machine's sshd for the happy-path tests of this test process."""
+    with running_car() as car:
         yield car
 
 
 @pytest.fixture
-def own_ssh_car() -> Iterator[SshCar]:
-    """A car of its own, emulated like `ssh_car`, for a test that needs a clean home."""
-    with running_car(rootfs=emulated_rootfs()) as car:
+def emulated_ssh_car() -> Iterator[SshCar]:
+    """A car of its own whose sshd runs in the emulated arm64 Pi (tests/car): everything the car
+    does over ssh runs under qemu-user, so each remote `bundle verify` takes tens of seconds."""
+    rootfs = emulated_rootfs()
+    if rootfs is None:
+        unavailable("the emulated car is not built or this machine cannot emulate arm64 (make car-rootfs)")
+    with running_car(rootfs=rootfs) as car:
         yield car
 
 
