@@ -54,6 +54,7 @@ def as_user(car: SshCar, folder: Path) -> dict[str, str]:
     return {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
 
 
+@pytest.mark.slow
 def test_readme_pi_step_4_by_hand_on_the_emulated_pi(emulated_ssh_car, tmp_path):
     """"On the Pi", step 4 (scp a bundle, point `current` at it, verify on the car), run as written."""
     car = emulated_ssh_car
@@ -65,6 +66,7 @@ def test_readme_pi_step_4_by_hand_on_the_emulated_pi(emulated_ssh_car, tmp_path)
     assert "by-hand" in result.stdout and os.readlink(car.home / "edgekit" / "current") == "releases/v0001"
 
 
+@pytest.mark.slow
 def test_readme_deploy_status_rollback_over_ssh(ssh_car, tmp_path):
     car = ssh_car
     for version, seed in (("v0001", 0), ("v0002", 1)):
@@ -91,6 +93,7 @@ def test_readme_deploy_status_rollback_over_ssh(ssh_car, tmp_path):
     assert "already on the target" in out and "switch: current -> v0002 (previous: v0001)" in out
 
 
+@pytest.mark.slow
 def test_readme_deploy_verifies_on_the_emulated_pi(emulated_ssh_car, tmp_path):
     """README: `edgekit deploy production --name lights --to pi@car.local:edgekit`, the car being
     the emulated arm64 Pi: its own LiteRT checks the bundle before `current` moves."""
@@ -116,6 +119,7 @@ def _digests(folder: Path) -> dict[str, str]:
             for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_readme_pull_over_ssh_is_idempotent_and_resumes_after_a_cut(fresh_ssh_car, tmp_path):
     car = fresh_ssh_car  # its connections get cut
     if car.netns is None:

@@ -60,6 +60,7 @@ def with_config_line(car: SshCar, line: str) -> None:
     car.ssh_config.write_text(car.ssh_config.read_text() + f"    {line}\n")
 
 
+@pytest.mark.slow
 @pytest.mark.fault("car network: host key changed")
 def test_a_changed_host_key_is_refused_even_if_the_config_says_no(fresh_ssh_car, two_bundles, tmp_path):
     car = fresh_ssh_car
@@ -80,6 +81,7 @@ def test_a_changed_host_key_is_refused_even_if_the_config_says_no(fresh_ssh_car,
     assert not (car.home / "edgekit" / "releases" / "v0002").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.fault("car network: unknown host key")
 def test_an_unknown_host_key_is_never_accepted_by_itself(fresh_ssh_car, two_bundles):
     car = fresh_ssh_car
@@ -91,6 +93,7 @@ def test_an_unknown_host_key_is_never_accepted_by_itself(fresh_ssh_car, two_bund
     assert not (car.home / "edgekit" / "current").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.fault("car network: wrong client key")
 def test_a_key_the_car_does_not_know_is_refused(fresh_ssh_car, two_bundles):
     car = fresh_ssh_car
@@ -102,6 +105,7 @@ def test_a_key_the_car_does_not_know_is_refused(fresh_ssh_car, two_bundles):
     assert not (car.home / "edgekit" / "current").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.fault("car network: car lost during verify")
 def test_a_car_that_dies_while_it_verifies_keeps_its_model(fresh_ssh_car, two_bundles):
     car = fresh_ssh_car
@@ -133,6 +137,7 @@ def test_a_car_that_dies_while_it_verifies_keeps_its_model(fresh_ssh_car, two_bu
     assert_car_runs(car, "v0002")
 
 
+@pytest.mark.slow
 @pytest.mark.fault("car network: link lost during verify")
 def test_a_car_out_of_range_while_it_verifies_keeps_its_model(fresh_ssh_car, two_bundles):
     """The car keeps running but its link goes down mid-verify: ssh's keep-alives notice it."""
@@ -172,6 +177,7 @@ def _verifying(car: SshCar) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.fault("car network: full disk on the car")
 def test_a_full_disk_on_the_car_keeps_current(fresh_ssh_car, two_bundles):
     car = fresh_ssh_car
