@@ -11,7 +11,8 @@ NEEDS = ()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", help="the car's store: a mounted folder, an exported .tar, or user@host:path (rsync)")
+    parser.add_argument("src", help="the car's store: a mounted folder, an exported .tar, or user@host:path "
+                                    "(rsync over ssh; $EDGEKIT_SSH names the ssh command, e.g. 'ssh -F car.conf')")
     parser.add_argument("dest", help="host-side store folder (created if missing)")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
 

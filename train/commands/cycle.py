@@ -21,7 +21,8 @@ NEEDS = ("tensorflow",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pull", metavar="SRC", help="pull samples from SRC first (folder, .tar or user@host:path)")
+    parser.add_argument("--pull", metavar="SRC", help="pull samples from SRC first (folder, .tar or user@host:path; "
+                                                       "over ssh as $EDGEKIT_SSH, like --deploy-to)")
     parser.add_argument("--store", type=Path, required=True, help="the host-side sample store")
     parser.add_argument("--data", type=Path, required=True, help="dataset .npz (extended in place)")
     parser.add_argument("--split", type=Path, required=True, help="split file (extended in place)")

@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-edgekit", metavar="CMD",
                         help="the target's edgekit command, e.g. '/home/pi/venv/bin/edgekit' "
                              "(default: `edgekit` over ssh; this Python locally)")
-    parser.add_argument("--ssh", metavar="CMD", help="ssh command (default 'ssh -o BatchMode=yes')")
+    parser.add_argument("--ssh", metavar="CMD",
+                        help="ssh command, e.g. 'ssh -F ~/car/ssh_config' (default: $EDGEKIT_SSH, else ssh; "
+                             "BatchMode=yes and StrictHostKeyChecking=yes always come first)")
     parser.add_argument("--verify-timeout", type=float, default=300.0, help="seconds (default 300)")
     parser.add_argument("--lock-wait", type=float, default=10.0,
                         help="seconds to wait for another deploy to the same car to finish (default 10)")
