@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,6 @@ def _split_indices(dataset: Any, split_file: Path | None) -> dict[str, np.ndarra
     if subsets.size == len(dataset.labels) and subsets.size:
         return {name: np.flatnonzero(subsets == name) for name in np.unique(subsets) if name}
     raise UserError("no split file and the dataset has no train/val/test subsets: pass --split-file")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass

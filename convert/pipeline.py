@@ -11,7 +11,6 @@ import datetime as dt
 import logging
 import platform
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from convert import accuracy as acc
 from convert.bundle_writer import archive_path, publish, staging, write_files
-from convert.data import SplitData, load_split_data, representative_positions, sha256_file
+from convert.data import SplitData, load_split_data, representative_positions
 from convert.golden import select_golden
 from convert.runtime_check import check_runtime, environment_ok, format_reports, summarize
 from convert.source import ConversionSource, ensure_rescaling, load_keras_model, resolve_source
@@ -32,8 +31,10 @@ from edge.bundle import (
     MODEL_FILE,
     this_machine,
 )
+from edge.digest import file_sha256
 from edge.errors import UserError
 from edge.interpreter import TFLiteModel
+from edge.packages import installed_version
 from edge.preprocess import PreprocessSpec
 from edge.signing import key_id, load_signing_key, public_key_of
 
@@ -88,14 +89,7 @@ class ModeResult:
 
 
 def _tool_versions(model: TFLiteModel) -> dict[str, Any]:
-    def ver(name: str) -> str | None:
-        for dist in (name, f"{name}-cpu"):
-            try:
-                return version(dist)
-            except PackageNotFoundError:
-                continue
-        return None
-
+    ver = installed_version
     return {"tensorflow": ver("tensorflow"), "keras": ver("keras"),
             "interpreter": {"name": model.backend, "version": model.backend_version, "machine": this_machine()},
             "edgekit": ver("edgekit"), "numpy": np.__version__, "python": platform.python_version()}
@@ -105,14 +99,14 @@ def _lineage(source: ConversionSource, data: SplitData | None, rep_size: int, se
     info = source.run_info
     dataset_sha = info.get("dataset_sha256")
     if dataset_sha is None and source.dataset and Path(source.dataset).is_file():
-        dataset_sha = sha256_file(Path(source.dataset))
+        dataset_sha = file_sha256(Path(source.dataset))
     split_sha = info.get("split_sha256")
     if split_sha is None and source.split_file and Path(source.split_file).is_file():
-        split_sha = sha256_file(Path(source.split_file))
+        split_sha = file_sha256(Path(source.split_file))
     return {
         "run_folder": str(source.run_folder) if source.run_folder else None,
         "model_file": str(source.model_path),
-        "model_sha256": sha256_file(source.model_path),
+        "model_sha256": file_sha256(source.model_path),
         "dataset": source.dataset,
         "dataset_sha256": dataset_sha,
         "split_file": str(source.split_file) if source.split_file else None,

@@ -26,6 +26,7 @@ BACKENDS = (
 
 
 def _version(distribution, module):
+    # edge.packages.installed_version, repeated: this file must not import edgekit
     try:
         from importlib.metadata import PackageNotFoundError, version
     except ImportError:  # pragma: no cover

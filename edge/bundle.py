@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import re
@@ -41,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.digest import bytes_sha256, file_sha256
 from edge.errors import UserError
 from edge.interpreter import TFLiteModel
 from edge.preprocess import PreprocessSpec
@@ -80,20 +80,10 @@ MAX_FLOAT_ATOL = 0.01  # a looser golden tolerance would let another float model
 FILE_LIMITS = {MODEL_FILE: MAX_MODEL_BYTES, GOLDEN_FILE: MAX_GOLDEN_BYTES}
 DTYPES = ("uint8", "int8", "float32", "float16")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1 << 20
 
 
 class BundleError(UserError):
     """A bundle that is missing, corrupt, tampered with or inconsistent."""
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def this_machine() -> str:
@@ -225,7 +215,7 @@ def read_manifest_bytes(root: Path) -> bytes:
 
 def manifest_digest(root: Path) -> str:
     """The bundle digest: SHA-256 of manifest.json's exact bytes (it lists every other file's hash)."""
-    return hashlib.sha256(read_manifest_bytes(root)).hexdigest()
+    return bytes_sha256(read_manifest_bytes(root))
 
 
 def digest_line(digest: str) -> str:
@@ -291,7 +281,7 @@ def _read_small_hex(path: Path, what: str) -> str:
 def check_digests(root: Path, data: bytes, expected: str | None = None) -> str:
     """The bundle digest of `data` (manifest bytes), checked against manifest.sha256, `expected`
     (what deploy was told to install) and the release's accepted digest, when there is one."""
-    digest = hashlib.sha256(data).hexdigest()
+    digest = bytes_sha256(data)
     sidecar = Path(root) / DIGEST_FILE
     if not sidecar.is_file():
         raise BundleError(f"{root} has no {DIGEST_FILE}: the manifest is covered by no hash; rebuild the bundle "
@@ -474,7 +464,7 @@ def open_bundle(path: Path | str, verify: bool = True, extract_to: Path | None =
     try:
         data = read_manifest_bytes(root)
         manifest = parse_manifest(data, root / MANIFEST)  # first: a newer format says "upgrade"
-        digest = hashlib.sha256(data).hexdigest()
+        digest = bytes_sha256(data)
         signed_by = None
         if verify:
             check_digests(root, data, expected_digest)

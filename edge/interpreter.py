@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import UserError
+from edge.packages import installed_version
 
 # (backend name, module holding `Interpreter`, distribution for the version)
 _BACKENDS: tuple[tuple[str, str, str], ...] = (
@@ -37,12 +37,7 @@ _BACKENDS: tuple[tuple[str, str, str], ...] = (
 
 
 def _version(distribution: str, module: Any = None) -> str:
-    for name in (distribution, f"{distribution}-cpu"):
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return str(getattr(module, "__version__", "unknown"))
+    return installed_version(distribution) or str(getattr(module, "__version__", "unknown"))
 
 
 def _find_backend() -> tuple[str, str, str]:

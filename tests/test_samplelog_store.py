@@ -230,7 +230,8 @@ def test_flags_and_toml_table_merge_into_typed_options(tmp_path):
     import argparse
 
     from edge.samplelog.flags import add_arguments, merge_flags
-    from edge.samplelog.part import coerce_options, parse_size
+    from edge.samplelog.part import coerce_options
+    from edge.sizes import parse_bytes
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -239,11 +240,11 @@ def test_flags_and_toml_table_merge_into_typed_options(tmp_path):
     merge_flags(args, parts)
     options = coerce_options(parts["samplelog"])
     assert options["random"] == 0.1 and options["low_confidence"] == 0.6 and options["roi_only"] is True
-    assert parse_size(options["max_bytes"]) == 2_000_000_000 and parse_size("500k") == 500_000
+    assert parse_bytes(options["max_bytes"]) == 2_000_000_000 and parse_bytes("500k") == 500_000
     with pytest.raises(UserError, match="unknown sample-log setting"):
         coerce_options({"low_confidense": 0.5})
     with pytest.raises(UserError, match="cannot read the size"):
-        parse_size("lots")
+        parse_bytes("lots")
 
 
 def test_sigusr1_marks_the_next_frames(tmp_path):

@@ -61,10 +61,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge.bundle import ACCEPTED_FILE, file_sha256, manifest_digest
+from edge.bundle import ACCEPTED_FILE, manifest_digest
+from edge.digest import file_sha256
+from edge.durable import copy_tree_synced, fsync_dir
 from edge.errors import UserError
 from edge.remote import SSH_FAILED, explain_ssh_failure, shared_connection, ssh_command
-from train.registry import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -213,12 +214,7 @@ class LocalTarget:
 
     def upload(self, bundle_dir: Path, release: str) -> None:
         incoming = self.releases / f"{INCOMING_PREFIX}{release}-{os.getpid()}"
-        shutil.copytree(bundle_dir, incoming, copy_function=shutil.copy2,
-                        ignore=shutil.ignore_patterns(ACCEPTED_FILE))  # the car writes its own
-        for file in incoming.rglob("*"):
-            if file.is_file():
-                with open(file, "rb") as handle:
-                    os.fsync(handle.fileno())
+        copy_tree_synced(bundle_dir, incoming, ignore=shutil.ignore_patterns(ACCEPTED_FILE))  # the car writes its own
         os.rename(incoming, self.releases / release)
         os.utime(self.releases / release)  # deploy time orders the releases for --keep
         fsync_dir(self.releases)

@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.bundle import file_sha256, reported_version
+from edge.bundle import reported_version
+from edge.digest import file_sha256
+from edge.durable import atomic_write, copy_tree_synced, fsync_dir
 from edge.errors import UserError
 
 DEFAULT_ROOT = Path("models")
@@ -123,38 +125,8 @@ def format_version(number: int) -> str:
     return f"v{number:04d}"
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or new entry in `path` durable; a file system that cannot is skipped."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to `path` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _read_json(path: Path, default: Any = None) -> Any:
@@ -171,14 +143,6 @@ def _append_line(path: Path, record: dict[str, Any]) -> None:
         handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _copy_tree_synced(source: Path, destination: Path) -> None:
-    shutil.copytree(source, destination)
-    for file in destination.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
 
 
 class Registry:
@@ -370,7 +334,7 @@ class Registry:
             self.get(name, parent)
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder))
         try:
-            _copy_tree_synced(bundle, staging / "bundle")
+            copy_tree_synced(bundle, staging / "bundle")
             if keras_model is not None:
                 shutil.copy2(keras_model, staging / "model.keras")
             record = dict(lineage or {})
@@ -489,7 +453,7 @@ class Registry:
         return entry
 
     def _set_production(self, name: str, version: str) -> None:
-        write_atomic(self.model_dir(name) / PRODUCTION_FILE, version + "\n")
+        atomic_write(self.model_dir(name) / PRODUCTION_FILE, version + "\n")
 
     def log_event(self, name: str, action: str, version: str, previous: str | None, reason: str,
                   **extra: Any) -> None:

@@ -29,13 +29,13 @@ def run(args: argparse.Namespace) -> int:
     from edge.bundle import open_bundle
     from edge.interpreter import available_backend
     from edge.measure import invoke_latency, preprocess_cost, run_and_measure, time_to_first_result
-    from edge.runtime.config import parse_numbers
     from edge.runtime.model import load_model
+    from edge.sizes import parse_size_wxh
     from edge.sources import SourceOptions, make_source
 
     loaded = load_model(args.bundle, threads=1)  # verified: checksums + golden self-test
     bundle = open_bundle(args.bundle)
-    size = parse_numbers(args.size, 2, "size", int)
+    size = parse_size_wxh(args.size)
     backend, version = available_backend()
     report: dict = {"bundle": loaded.version, "interpreter": f"{backend} {version}", "cpus": os.cpu_count(),
                     "input": f"{loaded.model.input_dtype.name} {list(loaded.model.input_shape)}"}

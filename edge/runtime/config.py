@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import UserError
+from edge.sizes import parse_size_wxh
 from edge.view.settings import ViewSettings, view_settings
 
 
@@ -133,7 +134,7 @@ def _coerce(name: str, value: Any) -> Any:
         if name == "roi":
             return parse_numbers(value, 4, "roi")
         if name == "size":
-            return parse_numbers(value, 2, "size", int)
+            return parse_size_wxh(value)
         if name == "view":
             return view_settings(value)
         if name == "parts":

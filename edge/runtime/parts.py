@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.frame import Frame, Result
+from edge.keyvalue import parse_key_values
 from edge.parts import Part
 
 log = logging.getLogger(__name__)
@@ -90,13 +91,8 @@ def build_parts(tables: dict[str, dict[str, Any]], context: RunContext) -> list[
 def parse_part_option(text: str) -> tuple[str, dict[str, Any]]:
     """"jpeg:folder=frames,every=10" -> ("jpeg", {"folder": "frames", "every": "10"})."""
     name, _, rest = text.partition(":")
-    options: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"bad part option {item!r}: write --part {name}:key=value,key=value")
-        options[key.strip()] = value.strip()
-    return name.strip(), options
+    name = name.strip()
+    return name, dict(parse_key_values(rest, f"{name} part option", f"{name}:every=10"))
 
 
 def part_name(part: Part) -> str:

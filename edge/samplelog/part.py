@@ -28,6 +28,7 @@ from edge.errors import UserError
 from edge.samplelog.flags import OPTIONS
 from edge.samplelog.logger import DEFAULT_QUEUE, SampleLogger
 from edge.samplelog.policies import LogPolicy
+from edge.sizes import parse_bytes
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +74,6 @@ def from_options(table: dict[str, Any], context: Any) -> SampleLogger | None:
     )
 
 
-def parse_size(value: str | int | None) -> int | None:
-    """'8G', '500M', '64k' or a number of bytes -> bytes."""
-    if value is None or isinstance(value, int):
-        return value
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*", str(value))
-    if not match:
-        raise UserError(f"cannot read the size {value!r}: give bytes or a number with K, M, G or T (e.g. 8G)")
-    factor = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[match.group(2).lower()]
-    return int(float(match.group(1)) * factor)
-
-
 def policy_from_options(options: dict[str, Any]) -> LogPolicy:
     return LogPolicy(
         low_confidence=options.get("low_confidence"),
@@ -123,8 +113,8 @@ def build_logger(options: dict[str, Any], labels: list[str], model_version: str,
     logger = SampleLogger(
         Path(options["dir"]).expanduser(), policy, labels, session_id=session_id, roi=tuple(roi),
         roi_only=bool(options.get("roi_only")), fmt=str(options.get("format") or "jpeg"),
-        quality=int(options.get("quality") or 90), max_bytes=parse_size(options.get("max_bytes")),
-        min_free=parse_size(options.get("min_free")), queue_size=int(options.get("queue") or DEFAULT_QUEUE),
+        quality=int(options.get("quality") or 90), max_bytes=parse_bytes(options.get("max_bytes")),
+        min_free=parse_bytes(options.get("min_free")), queue_size=int(options.get("queue") or DEFAULT_QUEUE),
         model_version=model_version, training_distribution=training_distribution,
         reconcile_force=bool(options.get("reconcile_force")), wait_when_full=wait_when_full,
     )

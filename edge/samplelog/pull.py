@@ -27,10 +27,11 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from edge.digest import bytes_sha256
 from edge.errors import UserError
 from edge.remote import explain_ssh_failure, ssh_command
 from edge.samplelog import untrusted
-from edge.samplelog.store import DB_NAME, META_COLUMNS, SampleStore, sha256_bytes
+from edge.samplelog.store import DB_NAME, META_COLUMNS, SampleStore
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def pull(src: str | Path, dest: str | Path, progress: bool = False) -> dict[str,
             except untrusted.RowRefused as error:
                 refuse(f"row {row['id']}", error)
                 continue
-            if sha256_bytes(data) != row["sha256"]:
+            if bytes_sha256(data) != row["sha256"]:
                 counts["corrupt_in_source"] += 1
                 log.warning("skipping %s: its SHA-256 does not match the source index", row["file"])
                 continue

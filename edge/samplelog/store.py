@@ -7,8 +7,8 @@ Layout of a store folder:
     images/<session>/<file>.jpg     the samples, metadata embedded (imagefile.py)
     lock                            held by the one process that writes
 
-A sample is written as: image to `<name>.tmp`, fsync, rename, fsync the
-folder, then the row is inserted in a transaction. A crash therefore leaves at
+A sample is written as (edge.durable.atomic_write): image to `.<name>.<random>.tmp`,
+fsync, rename, fsync the folder, then the row is inserted in a transaction. A crash therefore leaves at
 worst a `.tmp` (deleted at start) or a finished image without a row (indexed
 again at start from its embedded metadata): nothing stored is ever damaged.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.digest import bytes_sha256
+from edge.durable import atomic_write, fsync_dir
 from edge.errors import UserError
 from edge.samplelog.imagefile import decode_image, read_metadata
 from edge.samplelog.untrusted import (
@@ -97,34 +98,6 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either nothing or the whole file."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
 
 
 @dataclass
@@ -259,7 +232,7 @@ class SampleStore:
 
     def _insert(self, relative: str, data: bytes, meta: dict[str, Any]) -> int:
         row = {name: _column_value(meta.get(name)) for name in META_COLUMNS}
-        row.update(file=relative, sha256=sha256_bytes(data), bytes=len(data))
+        row.update(file=relative, sha256=bytes_sha256(data), bytes=len(data))
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self._transaction():
@@ -375,7 +348,7 @@ class SampleStore:
             except RowRefused as error:
                 unsafe.append(f"{row['file']!r}: {error}")
             else:
-                if sha256_bytes(data) != row["sha256"]:
+                if bytes_sha256(data) != row["sha256"]:
                     corrupt.append(row["file"])
         scan = self._scan()
         indexed = {row[0] for row in self.db.execute("SELECT file FROM samples")}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import UserError
+from edge.keyvalue import parse_key_values
 from edge.sources.base import Source, SourceError, SourceGaveUp, make_frame
 from edge.sources.resilient import Backoff, ResilientSource
 
@@ -59,13 +60,7 @@ class SourceOptions:
 
 
 def _parse_params(text: str, kind: str) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"bad {kind} source option {item!r}: write key=value, e.g. {kind}:seed=1")
-        params[key.strip()] = value.strip()
-    return params
+    return parse_key_values(text, f"{kind} source option", f"{kind}:seed=1")
 
 
 def _synthetic(params: dict[str, str], options: SourceOptions) -> Source:

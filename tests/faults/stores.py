@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sqlite3
 import subprocess
@@ -37,10 +36,6 @@ def make_store(root: Path, count: int = 4, session: str = "s1") -> Path:
                            training_distribution={k: 0.25 for k in LABELS}, predictions={"red": count},
                            frames=count)
     return root
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def tamper(root: Path, sql: str, params: tuple = ()) -> None:

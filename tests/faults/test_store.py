@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.digest import file_sha256
 from edge.errors import UserError
 from edge.samplelog.imagefile import encode_image
 from edge.samplelog.pull import pull
@@ -27,7 +28,6 @@ from tests.faults.stores import (
     make_store,
     read_only_view,
     sample_meta,
-    sha256_file,
     tamper,
     tree,
 )
@@ -51,7 +51,7 @@ def plant(car: Path, name: str, data: bytes, session: str = "s1") -> str:
     path = car / "images" / session / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    return sha256_file(path)
+    return file_sha256(path)
 
 
 def pull_and_check(tmp_path: Path, car: Path, secrets: list[Path], record_property, refused: int = 1) -> dict:
@@ -62,9 +62,9 @@ def pull_and_check(tmp_path: Path, car: Path, secrets: list[Path], record_proper
     record_property("data_lost", max(0, GOOD - counts["new"]))
     assert tree(tmp_path, skip=(dest, car)) == before, "pull wrote outside DEST"
     assert not (tmp_path / "venv").exists() and not list((tmp_path / "outside").iterdir())
-    pulled = {sha256_file(p) for p in dest.rglob("*") if p.is_file() and not p.is_symlink()}
+    pulled = {file_sha256(p) for p in dest.rglob("*") if p.is_file() and not p.is_symlink()}
     for secret in secrets:
-        assert sha256_file(secret) not in pulled, f"{secret} was copied into the store"
+        assert file_sha256(secret) not in pulled, f"{secret} was copied into the store"
     assert all(not p.is_symlink() for p in dest.rglob("*"))
     assert counts["new"] == GOOD and counts["refused"] == refused, counts
     assert len(counts["refused_examples"]) == min(refused, 5)
@@ -94,7 +94,7 @@ def test_a_file_name_cannot_copy_host_files_in(site, file, record_property):
     tmp_path, car, secret = site
     file = file.format(tmp=tmp_path)
     target = Path(file) if file.startswith("/") else car / file
-    sha = sha256_file(target) if target.is_file() else "0" * 64
+    sha = file_sha256(target) if target.is_file() else "0" * 64
     insert_row(car, file=file, sha256=sha, bytes=target.stat().st_size if target.is_file() else 1)
     host = [secret] + [Path("/etc/hostname")] * Path("/etc/hostname").is_file()
     counts = pull_and_check(tmp_path, car, host, record_property)
@@ -106,7 +106,7 @@ def test_a_sample_replaced_by_a_link_out_is_refused(site, record_property):
     tmp_path, car, secret = site
     link = car / "images" / "s1" / "000000009.png"
     link.symlink_to(secret)
-    insert_row(car, file="images/s1/000000009.png", sha256=sha256_file(secret), bytes=secret.stat().st_size)
+    insert_row(car, file="images/s1/000000009.png", sha256=file_sha256(secret), bytes=secret.stat().st_size)
     counts = pull_and_check(tmp_path, car, [secret], record_property)
     assert "symbolic link" in counts["refused_examples"][0]
 
@@ -119,7 +119,7 @@ def test_a_session_folder_linked_out_is_refused(site, record_property):
     photo = host_folder / "000000001.png"
     photo.write_bytes(encode_image(np.zeros((4, 4, 3), np.uint8), sample_meta(1, "s2"), "png"))
     (car / "images" / "s2").symlink_to(host_folder)
-    insert_row(car, session_id="s2", file="images/s2/000000001.png", sha256=sha256_file(photo),
+    insert_row(car, session_id="s2", file="images/s2/000000001.png", sha256=file_sha256(photo),
                bytes=photo.stat().st_size)
     pull_and_check(tmp_path, car, [photo], record_property)
 
@@ -259,7 +259,7 @@ def test_rsync_pull_copies_no_links_from_the_car(site, record_property):
     side locally (there is no car to ssh into)."""
     tmp_path, car, secret = site
     (car / "images" / "s1" / "000000009.png").symlink_to(secret)
-    insert_row(car, file="images/s1/000000009.png", sha256=sha256_file(secret), bytes=secret.stat().st_size)
+    insert_row(car, file="images/s1/000000009.png", sha256=file_sha256(secret), bytes=secret.stat().st_size)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake_ssh = bin_dir / "fake-ssh"
@@ -273,7 +273,7 @@ def test_rsync_pull_copies_no_links_from_the_car(site, record_property):
     assert counts["new"] == GOOD
     copied = dest / ".incoming"
     assert not any(p.is_symlink() for p in copied.rglob("*")), "rsync brought a link from the car"
-    assert all(sha256_file(secret) != sha256_file(p) for p in dest.rglob("*") if p.is_file())
+    assert all(file_sha256(secret) != file_sha256(p) for p in dest.rglob("*") if p.is_file())
 
 
 @pytest.mark.fault("pull: paths from the car")

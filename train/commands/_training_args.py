@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from edge.errors import UserError
+from edge.sizes import parse_size_hxw
 
 # option -> TrainConfig default when neither the user nor the preset's recipe sets it
 DEFAULTS: dict[str, Any] = {"epochs": 5, "batch_size": 32, "optimizer": "adam", "learning_rate": 1e-3,
@@ -13,12 +14,12 @@ DEFAULTS: dict[str, Any] = {"epochs": 5, "batch_size": 32, "optimizer": "adam", 
                             "augment": None, "class_weights": False, "bn_momentum": None}
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def image_size_argument(text: str) -> tuple[int, int] | None:
+    """argparse's type for --image-size: edge.sizes.parse_size_hxw, its error shown as a usage error."""
     try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 32x32 (height x width), got {text!r}") from None
-    return height, width
+        return parse_size_hxw(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", dest="split_file", help="split file from `edgekit split` (default: see docs)")
     parser.add_argument("--validation", choices=["val", "test"], default="val",
                         help="split used for validation during training (default val)")
-    parser.add_argument("--image-size", type=parse_size, help="load images at HxW (default: the spec's input_shape, else the dataset's size)")
+    parser.add_argument("--image-size", type=image_size_argument, help="load images at HxW (default: the spec's input_shape, else the dataset's size)")
     group = parser.add_argument_group("optimisation (defaults: chapter settings, or the preset's recipe)")
     group.add_argument("--epochs", type=int)
     group.add_argument("--batch-size", type=int)

@@ -40,9 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_from_args(ref: str, args: argparse.Namespace, report=None):
     """Load `ref` with the shared options; returns the Dataset."""
-    from train.data import load_dataset, parse_size
+    from edge.sizes import parse_size_hxw
+    from train.data import load_dataset
 
-    return load_dataset(ref, parse_size(args.size), group=args.group, resize=args.resize,
+    return load_dataset(ref, parse_size_hxw(args.size), group=args.group, resize=args.resize,
                         min_size=args.min_size, report=report)
 
 

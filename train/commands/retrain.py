@@ -10,7 +10,7 @@ NEEDS = ("tensorflow",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from train.commands._training_args import parse_size
+    from train.commands._training_args import image_size_argument
 
     parser.add_argument("--data", required=True, help="the dataset .npz (after `edgekit ingest`)")
     parser.add_argument("--split", required=True, help="its split file (val and fresh_test are evaluated)")
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "recipe (default: production's own training recipe, from its run.json; each option overrides one field; "
         "fine-tuning uses 0.3 x its learning rate)")
     recipe.add_argument("--model", help="preset or spec (used with --from-scratch)")
-    recipe.add_argument("--image-size", type=parse_size, help="HxW")
+    recipe.add_argument("--image-size", type=image_size_argument, help="HxW")
     recipe.add_argument("--epochs", type=int)
     recipe.add_argument("--batch-size", type=int)
     recipe.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])

@@ -7,8 +7,9 @@ Example:
     (200, 32, 32, 3)
 """
 
-from train.data.dataset import Dataset, concat, file_sha256
-from train.data.refs import DEFAULT_REF, load_dataset, parse_size
+from edge.digest import file_sha256
+from train.data.dataset import Dataset, concat
+from train.data.refs import DEFAULT_REF, load_dataset
 from train.data.report import LoadReport
 
-__all__ = ["DEFAULT_REF", "Dataset", "LoadReport", "concat", "file_sha256", "load_dataset", "parse_size"]
+__all__ = ["DEFAULT_REF", "Dataset", "LoadReport", "concat", "file_sha256", "load_dataset"]

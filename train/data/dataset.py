@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,20 +12,6 @@ import numpy as np
 from edge.errors import UserError
 
 FORMAT_VERSION = 1
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, read in chunks.
-
-    Example:
-        >>> file_sha256("data.npz")  # doctest: +SKIP
-        '3f1a...'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _strings(values: Any, n: int) -> np.ndarray:

@@ -8,6 +8,8 @@ import numpy as np
 
 from edge import synthetic
 from edge.errors import UserError
+from edge.keyvalue import parse_key_values
+from edge.sizes import parse_size_hxw
 from train.data.dataset import Dataset
 from train.data.images import load_image_folder, load_zip
 from train.data.report import LoadReport
@@ -16,30 +18,9 @@ SYNTHETIC_DEFAULTS = {"n": "6000", "size": "32x32", "seed": "0", "frames": "20",
 DEFAULT_REF = "synthetic"
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """"32x32" or "48x64" (height x width) or "32" -> (h, w)."""
-    if text is None or text == "":
-        return None
-    try:
-        parts = [int(v) for v in str(text).lower().replace(",", "x").split("x")]
-    except ValueError:
-        raise UserError(f"image size {text!r} is not HxW, e.g. 32x32") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise UserError(f"image size {text!r} is not HxW with positive numbers, e.g. 32x32")
-    return parts[0], parts[1]
-
-
 def parse_options(text: str, defaults: dict[str, str]) -> dict[str, str]:
     """"n=100,size=32x32" -> dict, checked against the known keys."""
-    options = dict(defaults)
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, value = part.partition("=")
-        if not sep or key not in defaults:
-            raise UserError(f"synthetic option {part!r} is not one of {', '.join(f'{k}=...' for k in defaults)}")
-        options[key] = value
-    return options
+    return {**defaults, **parse_key_values(text, "synthetic option", "synthetic:n=100", known=defaults)}
 
 
 def load_synthetic(options: str = "", image_size: tuple[int, int] | None = None) -> Dataset:
@@ -48,7 +29,7 @@ def load_synthetic(options: str = "", image_size: tuple[int, int] | None = None)
     Conditions may be a preset or key=value pairs joined with ';' (e.g. "night=0.5;shadow=0.4").
     """
     opts = parse_options(options, SYNTHETIC_DEFAULTS)
-    size = image_size or parse_size(opts["size"])
+    size = image_size or parse_size_hxw(opts["size"])
     try:
         n, seed, frames = int(opts["n"]), int(opts["seed"]), int(opts["frames"])
     except ValueError:
