@@ -64,16 +64,16 @@ lint: $(HOST_STAMP)
 	@$(BIN)/ruff check edge train convert tests
 
 bench-data: $(HOST_STAMP)
-	@$(BIN)/python -m train.bench.data
+	@$(BIN)/python -m bench.data
 
 bench-train: $(HOST_STAMP)
-	@$(BIN)/python -m train.bench.training $(ARGS)
+	@$(BIN)/python -m bench.training $(ARGS)
 
 bench-convert: $(HOST_STAMP)
-	@$(BIN)/python -m convert.bench $(ARGS)
+	@$(BIN)/python -m bench.convert_modes $(ARGS)
 
 bench-edge: $(HOST_STAMP)
-	@$(BIN)/python -m edge.bench $(ARGS)
+	@$(BIN)/python -m bench.edge_loop $(ARGS)
 	@$(BIN)/python -m bench.view $(ARGS)
 
 # issue 12: the car default on small, imbalanced CIFAR-10 subsets and the synthetic set (resumable; hours on 2 cores)

@@ -76,5 +76,5 @@ def main(demo: Path) -> str:
 if __name__ == "__main__":
     table = main(Path(sys.argv[1]))
     out = ROOT / "bench" / "results" / "golden-sets.md"
-    out.write_text(f"# Golden sets: old vs new (`bench/golden_sets.py {sys.argv[1]}`)\n\n{table}\n", encoding="utf-8")
+    out.write_text(f"# Golden sets: old vs new (`bench/golden_sets.py {Path(sys.argv[1]).name}`)\n\n{table}\n", encoding="utf-8")
     print(table)

@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--view-rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    from edge.bench import make_video
+    from bench.edge_loop import make_video
 
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-view-") as tmp:
         frames = int((args.seconds + 10) * 30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from edge.bench import report
+from bench.edge_loop import report
 
 
 def _row(name: str, naive: float, run: float, decode: float, invoke: float, paired: list[tuple[float, float]]) -> dict:
@@ -18,7 +18,7 @@ def _row(name: str, naive: float, run: float, decode: float, invoke: float, pair
 def test_report_marks_each_goal_and_gives_the_median_of_the_rounds():
     rows = [_row("fast", naive=600, run=960, decode=1000, invoke=9000, paired=[(1.7, 0.9), (1.2, 0.5), (1.6, 0.95)]),
             _row("slow", naive=800, run=1000, decode=2000, invoke=9000, paired=[(1.1, 0.4), (1.3, 0.6)])]
-    text = report(rows, frames=1800, threads=[1, 2], rounds=3, logging="samplelog", command="python -m edge.bench")
+    text = report(rows, frames=1800, threads=[1, 2], rounds=3, logging="samplelog", command="python -m bench.edge_loop")
     fast, slow = [line for line in text.splitlines() if "(yes)" in line or "(**no**)" in line]  # the goal table
     assert "| 1.60 (yes) | 0.96 (yes) |" in fast  # 960/600 and 960/min(1000, 9000)
     assert "| 1.25 (**no**) | 0.50 (**no**) |" in slow

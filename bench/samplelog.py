@@ -1,6 +1,6 @@
 """The sample log's part of `make bench-edge`: what logging costs `edgekit run`.
 
-    python -m edge.samplelog.bench --bundle BUNDLE [--frames 600] [--threads N]
+    python -m bench.samplelog --bundle BUNDLE [--frames 600] [--threads N]
 
 On one video, `edgekit run` (quiet) with logging off, 10% of frames logged
 (--log-random 0.1) and every frame logged (--log-random 1), unpaced and paced
@@ -17,6 +17,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from bench.paths import RESULTS
 
 VARIANTS = (("off", []), ("10% logged", ["--log-random", "0.1"]), ("every frame", ["--log-random", "1"]))
 
@@ -70,7 +72,7 @@ def bench_samplelog(bundle: Path, video: Path, frames: int, threads: int, work: 
 
 
 def report(rows: list[dict], frames: int, threads: int) -> str:
-    lines = ["## Sample log (edge.samplelog.bench)", "",
+    lines = ["## Sample log (bench/samplelog.py)", "",
              f"`edgekit run --quiet` on the same {frames}-frame 640x480 video, {threads} interpreter thread(s), "
              "JPEG q90 full frames, queue 8; best of the rounds. lost = admitted but neither written nor "
              "counted as dropped (must be 0). Unpaced rows run as fast as the 2 CPUs allow, so the writer "
@@ -88,14 +90,14 @@ def report(rows: list[dict], frames: int, threads: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edge.bench import make_video
+    from bench.edge_loop import make_video
 
-    parser = argparse.ArgumentParser(prog="python -m edge.samplelog.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.samplelog", description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/samplelog.md"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "samplelog.md")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-log-") as tmp:
         video = make_video(Path(tmp) / "drive.mp4", args.frames)

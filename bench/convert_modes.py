@@ -6,7 +6,7 @@ accuracy, drop, agreement and latency, the runtime check against the
 environments found (.venv-pi214 = tflite-runtime 2.14, .venv-device =
 ai-edge-litert), and the goals: int8 drop <= 0.5 pt, int8 size <= 0.27 x float32.
 
-    python -m convert.bench runs/baseline runs/default --out bench/results/convert-cifar10.md
+    python -m bench.convert_modes runs/baseline runs/default --out bench/results/convert-cifar10.md
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.paths import REPO, RESULTS, shown, shown_command
 from edge.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PYTHONS = [ROOT / ".venv-pi214" / "bin" / "python", ROOT / ".venv-device" / "bin" / "python"]
+DEFAULT_PYTHONS = [REPO / ".venv-pi214" / "bin" / "python", REPO / ".venv-device" / "bin" / "python"]
 MAX_DROP_GOAL, SIZE_RATIO_GOAL = 0.5, 0.27
 
 
@@ -50,7 +50,7 @@ def _errors(results) -> list[str]:  # noqa: ANN001
     for result in results:
         for r in result.runtime:
             if r["error"]:
-                line = f"- {result.mode} in `{r['python']}` ({r['interpreter']} {r['version']}): {r['error'][:220]}"
+                line = f"- {result.mode} in `{shown(r['python'])}` ({r['interpreter']} {r['version']}): {r['error'][:220]}"
                 if line not in seen:
                     seen.append(line)
     return seen
@@ -72,7 +72,7 @@ def bench_run(run: Path, modes: list[str], split: str, max_eval: int | None, pyt
               f"p50 ms 1 thread | speed x float32 | p50 ms {cores_key.replace('_', ' ')} | "
               + " | ".join(f"runtime `{p.parent.parent.name}`" for p in pythons) + " |")
     dataset = json.loads((run / "run.json").read_text(encoding="utf-8")).get("dataset")
-    lines = [f"### {run}", "", f"{base.accuracy['images']} {split} images of `{dataset}`", "", header, "|" + "---|" * (header.count("|") - 1)]
+    lines = [f"### {run}", "", f"{base.accuracy['images']} {split} images of `{shown(dataset)}`", "", header, "|" + "---|" * (header.count("|") - 1)]
     failures = []
     for r in results:
         a = r.accuracy
@@ -118,7 +118,7 @@ def _bytes_table(results) -> list[str]:  # noqa: ANN001 - list[ModeResult]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m convert.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.convert_modes", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders from `edgekit train` (CIFAR-10)")
     parser.add_argument("--modes", default="float16,dynamic,int8", help="modes besides float32")
     parser.add_argument("--split", default="test", help="split to measure on (default test: 10,000 images)")
@@ -126,13 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rep-size", type=int, default=300)
     parser.add_argument("--python", action="append", type=Path, help="environments for the runtime check "
                         "(default: .venv-pi214 and .venv-device when present)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "convert-cifar10.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "convert-cifar10.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     pythons = args.python or [p for p in DEFAULT_PYTHONS if p.exists()]
     lines = ["# Conversion benchmark: CIFAR-10", "",
              f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}, {os.cpu_count()} cores, command: "
-             f"`python -m convert.bench {' '.join(sys.argv[1:] if argv is None else argv)}`", "",
+             f"`{shown_command('bench.convert_modes', sys.argv[1:] if argv is None else argv)}`", "",
              "float32 is the baseline measured in the same run; latency is per frame with the converter's "
              "interpreter (ai-edge-litert) on this machine; runtime columns load each bundle in another "
              "environment and replay the golden inputs (integer models: top-1 equal and within 8 steps of another interpreter's golden outputs, see docs/convert.md; an int8 "

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-ARCHIVE = ROOT.parent / "shared" / "datasets" / "cifar10-jpg.zip"
-RESULTS = ROOT / "bench" / "results"
+from bench.paths import REPO, RESULTS, shown
+
+ARCHIVE = REPO.parent / "shared" / "datasets" / "cifar10-jpg.zip"
 THRESHOLD = 4
 
 
@@ -59,7 +59,7 @@ def main() -> int:
     exact = int((pairs[:, 2] == 0).sum()) if len(pairs) else 0
     per_threshold = {t: len(near_pairs(test_h, train_h, t)[0]) for t in (0, 2, 4, 6, 8)}
     results = {
-        "images": len(dataset), "archive": str(archive), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "images": len(dataset), "archive": shown(archive), "cpus": os.cpu_count(), "python": platform.python_version(),
         "load_s": round(load_s, 2), "load_images_per_s": round(len(dataset) / load_s),
         "decode_one_thread_per_s": round(len(blobs) / one_thread_s),
         "split_keep_subsets_s": round(split_s, 3), "split_hash_s": round(hash_split_s, 3),
@@ -78,7 +78,7 @@ def main() -> int:
                          for a, b, d in pairs[np.argsort(pairs[:, 2], kind="stable")][:10])
     markdown = f"""# bench-data: CIFAR-10 archive (60,000 JPEGs), {os.cpu_count()} CPUs
 
-Command: `make bench-data` (`python -m train.bench.data`).
+Command: `make bench-data` (`python -m bench.data`).
 
 | step | time | note |
 |---|---|---|

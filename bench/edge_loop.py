@@ -1,6 +1,6 @@
 """`make bench-edge`: edgekit run against a naive camera loop on the same video, and the ceilings.
 
-    python -m edge.bench --bundle BUNDLE [--bundle BUNDLE2] [--frames 600] [--threads N ...]
+    python -m bench.edge_loop --bundle BUNDLE [--bundle BUNDLE2] [--frames 600] [--threads N ...]
 
 For every bundle, on one generated 640x480, 30 fps video (edge.synthetic.drive
 written with cv2.VideoWriter), with the same thread budget (each variant tries
@@ -31,9 +31,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.paths import RESULTS as RESULTS_DIR
+from bench.paths import shown_command
 from edge.errors import UserError
 
-RESULTS = Path("bench/results/edge.md")
+RESULTS = RESULTS_DIR / "edge.md"
 GOALS = {"b_over_a": 1.5, "b_over_ceiling": 0.8, "first_result_s": 1.5, "peak_rss_mb": 150.0}
 
 
@@ -150,7 +152,7 @@ def bench_bundle(bundle: Path, video: Path, frames: int, threads: list[int], wor
                 shutil.rmtree(folder, ignore_errors=True)
                 folder.mkdir(parents=True)
             naive = run_and_measure([], command=[
-                sys.executable, "-m", "edge.bench", "naive", "--bundle", str(bundle), "--video", str(video),
+                sys.executable, "-m", "bench.edge_loop", "naive", "--bundle", str(bundle), "--video", str(video),
                 "--threads", str(n), "--jpeg-dir", str(naive_dir)])
             run = run_and_measure([*common, "--threads", str(n), "--stats-interval", "0",
                                    *_logging_args(logging, run_dir)])
@@ -267,14 +269,14 @@ def report(rows: list[dict], frames: int, threads: list[int], rounds: int, loggi
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["naive"]:
-        parser = argparse.ArgumentParser(prog="python -m edge.bench naive")
+        parser = argparse.ArgumentParser(prog="python -m bench.edge_loop naive")
         for flag in ("--bundle", "--video", "--jpeg-dir"):
             parser.add_argument(flag, type=Path, required=True)
         parser.add_argument("--threads", type=int, required=True)
         args = parser.parse_args(argv[1:])
         naive_loop(args.bundle, args.video, args.threads, args.jpeg_dir)
         return 0
-    parser = argparse.ArgumentParser(prog="python -m edge.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.edge_loop", description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, action="append", required=True, help="bundle (repeatable)")
     parser.add_argument("--frames", type=int, default=1800, help="video length in frames (default 1800 = 60 s)")
     parser.add_argument("--codec", action="append", choices=sorted(CODECS),
@@ -298,13 +300,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"benchmarking {bundle} on {video.name} ...", flush=True)
                 rows.append(bench_bundle(bundle, video, args.frames, threads, work, args.rounds,
                                          args.logging))
-        from edge.samplelog import bench as samplelog_bench  # the sample log's section (H5)
+        from bench import samplelog as samplelog_bench  # the sample log's section (H5)
 
         print("benchmarking the sample log ...", flush=True)
         log_rows = samplelog_bench.bench_samplelog(args.bundle[0], videos[0], args.frames, threads[-1], work,
                                                    args.rounds)
     text = report(rows, args.frames, threads, args.rounds, args.logging,
-                  "python -m edge.bench " + " ".join(argv))
+                  shown_command("bench.edge_loop", argv))
     text += "\n" + samplelog_bench.report(log_rows, args.frames, threads[-1])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

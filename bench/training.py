@@ -1,7 +1,7 @@
 """`make bench-train`: the chapter's CIFAR-10 table, edgekit's car default, augmentation overhead.
 
-    python -m train.bench.training                       # everything (hours on 2 cores)
-    python -m train.bench.training --presets baseline --seeds 1 --limit 2000 --no-car --no-overhead
+    python -m bench.training                             # everything (hours on 2 cores)
+    python -m bench.training --presets baseline --seeds 1 --limit 2000 --no-car --no-overhead
 
 Chapter settings: the archive's test split validates (as the chapter does), 5 epochs, batch 32,
 Adam (lr 0.001), seeds 1-3. Each (preset, seed) run folder lands in runs/bench-train-cifar10/
@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.paths import REPO, RESULTS, shown, shown_command
 from edge.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[2]
-CIFAR_ZIP = ROOT.parent / "shared" / "datasets" / "cifar10-jpg.zip"
-RUNS = ROOT / "runs" / "bench-train-cifar10"
-RESULTS = ROOT / "bench" / "results"
+CIFAR_ZIP = REPO.parent / "shared" / "datasets" / "cifar10-jpg.zip"
+RUNS = REPO / "runs" / "bench-train-cifar10"
 FIGURES = [("training_time_s", "time (s)", 1), ("min_loss", "min loss", 4), ("min_val_loss", "min val loss", 4),
            ("max_accuracy", "max acc", 4), ("max_val_accuracy", "max val acc", 4)]
 # flips + whole-pixel shifts + brightness (gather/reverse, no resampling), and the same with rotation
@@ -40,7 +39,7 @@ OVERHEAD_AUGMENTS = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from train.models import CHAPTER_PRESETS
 
-    parser = argparse.ArgumentParser(prog="python -m train.bench.training", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.training", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=str(CIFAR_ZIP), help="CIFAR-10 archive (default: shared copy)")
     parser.add_argument("--presets", nargs="+", default=CHAPTER_PRESETS, help="chapter presets to run (default all ten)")
@@ -106,7 +105,7 @@ def car_default(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
     recipe = {**recipe, **((run_info.get("recipe") or {}).get("chosen") or {})}
     return {"preset": "car-small", "params": count_params(load_spec("car-small")), "recipe": recipe,
             "test_accuracy": summary.get("final_val_accuracy"), "best_test_accuracy": summary.get("max_val_accuracy"),
-            "epochs": summary["epochs_run"], "wall_time_s": summary["training_time_s"], "run": str(out)}
+            "epochs": summary["epochs_run"], "wall_time_s": summary["training_time_s"], "run": str(out)}  # shown() when written
 
 
 def augmentation_overhead(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
@@ -179,7 +178,7 @@ def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any
         params = f"{int(stats['total_params']['mean']):,} / {CHAPTER_PARAMS.get(preset, 0):,}"
         cells = [f"{fmt(stats[key], digits)} / {chapter.get(key, float('nan')):.{digits}f}" for key, _, digits in FIGURES]
         lines.append(f"| {preset} | {params} | " + " | ".join(cells) + " |")
-    lines += ["", f"Curves: `{Path(args.runs) / _tag(args)}/<preset>/seed-<n>/curves.png`.", ""]
+    lines += ["", f"Curves: `{shown(Path(args.runs) / _tag(args))}/<preset>/seed-<n>/curves.png`.", ""]
     if car:
         lines += ["## edgekit's car default (car-small)", "",
                   f"- params: {car['params']:,} (int8-friendly: conv / depthwise-separable conv, batch-norm, ReLU, "
@@ -189,7 +188,7 @@ def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any
                   f"(best epoch {car['best_test_accuracy']:.4f})",
                   f"- epochs: {car['epochs']}, wall time: {car['wall_time_s'] / 60:.1f} min on this machine",
                   f"- goal: >= 0.80 within 30 min -> {'met' if car['test_accuracy'] >= 0.8 and car['wall_time_s'] <= 1800 else 'NOT met'}",
-                  f"- run folder: `{car['run']}`", ""]
+                  f"- run folder: `{shown(car['run'])}`", ""]
     if overhead:
         lines += overhead_lines(overhead)
         overhead_path = write_overhead(args, overhead, results_dir)
@@ -198,7 +197,9 @@ def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any
     path = results_dir / "train-cifar10.md"
     path.write_text("\n".join(lines) + "\n")
     (results_dir / "train-cifar10.json").write_text(json.dumps(
-        {"settings": {k: v for k, v in vars(args).items()}, "runs": results, "car_default": car,
+        {"settings": {k: shown(v) if k in ("dataset", "runs", "results") and v else v for k, v in vars(args).items()},
+         "runs": {k: [{**r, "run": shown(r["run"])} if r.get("run") else r for r in rows] for k, rows in results.items()},
+         "car_default": car and {**car, "run": shown(car["run"])},
          "augmentation_overhead": overhead, "wall_time_s": wall_s}, indent=2, default=str) + "\n")
     return path
 
@@ -230,7 +231,7 @@ def _overhead_name(args: argparse.Namespace) -> str:
 def write_overhead(args: argparse.Namespace, overhead: dict[str, Any], results_dir: Path) -> Path:
     """The overhead measurement in its own file (an overhead-only run leaves train-cifar10.md alone)."""
     path = results_dir / _overhead_name(args)
-    command = "python -m train.bench.training " + " ".join(sys.argv[1:])
+    command = shown_command("bench.training", sys.argv[1:])
     path.write_text("\n".join([f"# Augmentation overhead on {overhead['train_images']:,} CIFAR-10 training images", "",
                                f"Command: `{command.strip()}`. Machine: {platform.machine()}, {os.cpu_count()} CPU(s); "
                                f"1/5/15-min load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}.",

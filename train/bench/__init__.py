@@ -1,1 +1,0 @@
-"""Benchmarks (`make bench-*`): not run in CI."""
