@@ -1,4 +1,4 @@
-"""`make bench-train`: the chapter's CIFAR-10 table, edgekit's car default, augmentation overhead.
+"""`make bench-train`: the chapter's (docs/training.md#the-chapter) CIFAR-10 table, edgekit's car default, augmentation overhead.
 
     python -m bench.training                             # everything (hours on 2 cores)
     python -m bench.training --presets baseline --seeds 1 --limit 2000 --no-car --no-overhead

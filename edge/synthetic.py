@@ -2,7 +2,7 @@
 
 The embedded default dataset of edgekit, and the car's synthetic camera. Each
 *scene* is one traffic light seen for a while (like one video clip); its frames
-are near-copies that move a little. Scenes carry the chapter's "problem
+are near-copies that move a little. Scenes carry the chapter's (docs/training.md#the-chapter) "problem
 images" (bad light, strong shadows, occluders, lights partly out of frame,
 rotation) and, switched off by default, conditions the default training set
 never shows (night, fog) so that a first model meets something new in the field.

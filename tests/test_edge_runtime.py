@@ -13,7 +13,7 @@ from edge.bundle import BundleError
 from edge.errors import UserError
 from edge.runtime import Runtime, load_config
 from edge.runtime.jpeg_part import JpegWriter
-from edge.runtime.parts import MAX_ERRORS_IN_A_ROW
+from edge.runtime.part_loading import MAX_ERRORS_IN_A_ROW
 from tests.tiny_bundles import corrupt_model, int8_tflite, point, write_bundle, wrong_golden
 
 
@@ -191,7 +191,7 @@ def test_a_part_thread_steps_below_the_level_the_car_was_started_at():
     import os
     import threading
 
-    from edge.parts import yield_cpu_to_inference
+    from edge.part_contract import yield_cpu_to_inference
 
     levels: dict[str, int] = {}
 

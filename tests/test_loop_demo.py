@@ -85,7 +85,7 @@ def test_log_session_names_the_run_and_refuses_path_like_names(tmp_path):
     from types import SimpleNamespace
 
     from edge.errors import UserError
-    from edge.samplelog.part import from_options
+    from edge.samplelog.options import from_options
     from edge.samplelog.store import SampleStore
 
     context = SimpleNamespace(loaded=SimpleNamespace(labels=["green", "red"], version="m:v1", spec=None, bundle=None))

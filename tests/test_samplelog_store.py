@@ -230,7 +230,7 @@ def test_flags_and_toml_table_merge_into_typed_options(tmp_path):
     import argparse
 
     from edge.samplelog.flags import add_arguments, merge_flags
-    from edge.samplelog.part import coerce_options
+    from edge.samplelog.options import coerce_options
     from edge.sizes import parse_bytes
 
     parser = argparse.ArgumentParser()
@@ -251,7 +251,7 @@ def test_sigusr1_marks_the_next_frames(tmp_path):
     import os
     import signal
 
-    from edge.samplelog.part import build_logger
+    from edge.samplelog.options import build_logger
 
     previous = signal.getsignal(signal.SIGUSR1)
     logger = build_logger({"dir": tmp_path / "s", "manual_frames": 3}, LABELS, "m:v1")

@@ -1,4 +1,5 @@
-"""Activation maps of chosen layers for the first k images, like the chapter's Figures 5.7-5.10."""
+"""Activation maps of chosen layers for the first k images, like the chapter's Figures 5.7-5.10
+(the chapter: docs/training.md#the-chapter)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Near-duplicates across splits: the leak the chapter warns about (10,000 photos of 100 pets).
+"""Near-duplicates across splits: the leak the chapter warns about (10,000 photos of 100 pets;
+the chapter: docs/training.md#the-chapter).
 
 Each image gets a 64-bit difference hash (dHash: grey 9x8, one bit per
 left-right brightness step). Pairs from different splits within a Hamming

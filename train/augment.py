@@ -1,4 +1,4 @@
-"""The chapter's ImageDataGenerator vocabulary, as tf ops (and OpenCV) inside a tf.data pipeline.
+"""The chapter's (docs/training.md#the-chapter) ImageDataGenerator vocabulary, as tf ops (and OpenCV) inside a tf.data pipeline.
 
 Meaning of each option (all off by default):
 

@@ -52,7 +52,7 @@ def config_overrides(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from edge.runtime import Runtime, load_config
-    from edge.runtime.parts import RunContext, build_parts, parse_part_option
+    from edge.runtime.part_loading import RunContext, build_parts, parse_part_option
     from edge.runtime.signals import stop_on_signals
     from edge.samplelog.flags import merge_flags
 

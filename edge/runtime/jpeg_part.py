@@ -12,7 +12,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.frame import Frame, Result
-from edge.parts import yield_cpu_to_inference
+from edge.part_contract import yield_cpu_to_inference
 
 
 class JpegWriter:

@@ -13,12 +13,12 @@ from typing import Any, TextIO
 import numpy as np
 
 from edge.frame import Frame, Result
-from edge.parts import Part
+from edge.part_contract import Part
 from edge.runtime.capture import END, Captured, CaptureThread
 from edge.runtime.config import RuntimeConfig
 from edge.runtime.hotswap import BundleWatcher
 from edge.runtime.model import LoadedModel, load_model
-from edge.runtime.parts import PartGuard, collect_stats, shutdown_all
+from edge.runtime.part_loading import PartGuard, collect_stats, shutdown_all
 from edge.runtime.stats import RuntimeStats, format_stats, peak_rss_mb
 from edge.sources import Backoff, ResilientSource, SourceOptions, make_source
 
@@ -45,7 +45,7 @@ class Runtime:
 
     Args:
         config: the settings (see RuntimeConfig).
-        parts: consumers told about every result (edge.parts.Part); one that raises is logged,
+        parts: consumers told about every result (edge.part_contract.Part); one that raises is logged,
             counted and, after repeated errors, switched off, while inference goes on.
         on_result: optional callback (frame, result) for an in-process driving loop.
         output: where JSON lines go (None: nowhere); `config.quiet` also silences them.

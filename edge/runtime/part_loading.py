@@ -1,7 +1,7 @@
 """Building parts from their config tables, and calling them safely.
 
 A part factory takes the part's options (its TOML table `[parts.NAME]` or
-`--part NAME:key=value`) and the RunContext, and returns an `edge.parts.Part`
+`--part NAME:key=value`) and the RunContext, and returns an `edge.part_contract.Part`
 (or None: nothing to do). Factories are named "module:callable" so that
 nothing is imported unless the part is used.
 """
@@ -19,7 +19,7 @@ import numpy as np
 from edge.errors import UserError
 from edge.frame import Frame, Result
 from edge.keyvalue import parse_key_values
-from edge.parts import Part
+from edge.part_contract import Part
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ MAX_ERRORS_IN_A_ROW = 10
 
 PART_FACTORIES: dict[str, str] = {
     "jpeg": "edge.runtime.jpeg_part:JpegWriter.from_options",
-    "samplelog": "edge.samplelog.part:from_options",
+    "samplelog": "edge.samplelog.options:from_options",
 }
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from edge.errors import UserError
 from edge.frame import Frame, Result
-from edge.parts import yield_cpu_to_inference
+from edge.part_contract import yield_cpu_to_inference
 from edge.preprocess import crop_roi
 from edge.samplelog.imagefile import FORMATS, encode_image
 from edge.samplelog.policies import LogPolicy, PolicyEngine
@@ -90,11 +90,11 @@ class SampleLogger:
                  model_version: str = "", training_distribution: dict[str, float] | None = None,
                  reconcile_force: bool = False, retry_s: float = 1.0, wait_when_full: bool = False) -> None:
         if fmt not in FORMATS:
-            raise UserError(f"--log-format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+            raise UserError(f"sample log: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         if not 1 <= quality <= 100:
-            raise UserError(f"--log-quality must be 1-100, got {quality}")
+            raise UserError(f"sample log: quality must be 1-100, got {quality}")
         if queue_size < 1:
-            raise UserError(f"--log-queue must be >= 1, got {queue_size}")
+            raise UserError(f"sample log: queue_size must be >= 1, got {queue_size}")
         self.engine = PolicyEngine(policy)
         self.labels = list(labels)
         self.session_id = session_id or new_session_id()

@@ -52,7 +52,7 @@ def coerce_options(table: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_options(table: dict[str, Any], context: Any) -> SampleLogger | None:
-    """Part factory of the runtime (edge.runtime.parts.PART_FACTORIES["samplelog"]).
+    """Part factory of the runtime (edge.runtime.part_loading.PART_FACTORIES["samplelog"]).
 
     Args:
         table: the merged `[parts.samplelog]` table and flags (see edge.samplelog.flags).

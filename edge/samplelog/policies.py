@@ -51,13 +51,13 @@ class LogPolicy:
 
     def __post_init__(self) -> None:
         if self.low_confidence is not None and not 0 < self.low_confidence <= 1:
-            raise UserError(f"--log-low-confidence must be in (0, 1], got {self.low_confidence}")
+            raise UserError(f"sample log: low_confidence must be in (0, 1], got {self.low_confidence}")
         if not 0 <= self.random_rate <= 1:
-            raise UserError(f"--log-random must be a fraction in [0, 1], got {self.random_rate}")
+            raise UserError(f"sample log: random (random_rate) must be a fraction in [0, 1], got {self.random_rate}")
         if self.quota_per_class_hour is not None and self.quota_per_class_hour < 1:
-            raise UserError(f"--log-quota-per-class-hour must be >= 1, got {self.quota_per_class_hour}")
+            raise UserError(f"sample log: quota_per_class_hour must be >= 1, got {self.quota_per_class_hour}")
         if self.min_interval < 0 or self.manual_frames < 1:
-            raise UserError("--log-min-interval must be >= 0 and --log-manual-frames >= 1")
+            raise UserError(f"sample log: min_interval must be >= 0 and manual_frames >= 1, got {self.min_interval} and {self.manual_frames}")
         if self.manual_file is not None:
             self.manual_file = Path(self.manual_file)
 

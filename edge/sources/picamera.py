@@ -1,7 +1,8 @@
 """The Raspberry Pi camera through picamera2 (imported only when this source is chosen).
 
-The main stream is `RGB888`, which picamera2 lays out as B,G,R in memory; it is
-converted to RGB once, here. When the region of interest allows, a `lores`
+The main stream is `RGB888`, which picamera2 lays out as B,G,R in memory; its frames
+are passed on as they are, marked B,G,R (`Frame.order == "bgr"`), and the preprocessing
+converts once; a YUV420 lores stream is converted to RGB here. When the region of interest allows, a `lores`
 stream close to the model input is requested too, so that the camera's ISP
 does the scaling instead of the CPU, and frames come from it.
 

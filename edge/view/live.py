@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from edge.frame import Frame, Result
-from edge.parts import yield_cpu_to_inference
+from edge.part_contract import yield_cpu_to_inference
 from edge.preprocess import roi_pixels
 from edge.view.guard import Guard, new_token
 from edge.view.server import ViewServer

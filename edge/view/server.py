@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from edge.errors import UserError
-from edge.parts import yield_cpu_to_inference
+from edge.part_contract import yield_cpu_to_inference
 from edge.view.guard import COOKIE
 from edge.view.page import APP_JS, PAGE_HTML
 

@@ -1,4 +1,5 @@
-"""Named model specs: every CIFAR-10 variant of the chapter, and edgekit's car default.
+"""Named model specs: every CIFAR-10 variant of the chapter
+(docs/training.md#the-chapter), and edgekit's car default.
 
 Counts are on 32x32x3 input with 10 classes (classifier Dense + softmax added by
 the builder). `CHAPTER_PARAMS` holds the chapter's printed totals; a test checks them.
