@@ -1,14 +1,22 @@
 """The `edgekit` command: one console script, one subcommand per module.
 
 Each package named in the `edgekit.commands` entry-point group (edge, convert,
-train) contributes every module of its `commands` folder. A command module
-defines:
+train) contributes every module of its `commands` folder (modules whose name starts
+with "_" are helpers, not commands). A command module defines:
 
-    NAME = "split"                 # the subcommand
+    NAME = "split"                 # the subcommand, unique across all packages
     HELP = "one line for --help"
-    NEEDS = ("tensorflow",)        # modules that must be importable (host extra)
     def add_arguments(parser: argparse.ArgumentParser) -> None: ...
-    def run(args: argparse.Namespace) -> int: ...
+    def run(args: argparse.Namespace) -> int: ...   # the exit code; raise UserError for bad input
+
+and may define these optional hooks:
+
+    NEEDS = ("tensorflow",)        # modules that must be importable; missing -> MissingExtraError
+    EXTRA = "host"                 # the extra that brings NEEDS (default "host")
+    NO_BLAS_THREADS = True         # one OpenBLAS thread, set before NumPy is imported (car commands)
+
+`discover_commands` enforces the required part at start: a module without one of them, or
+two modules with one NAME, raise CommandContractError before any command runs.
 
 Command modules import heavy libraries inside `run`, never at module level, so
 that `edgekit --help` and every car command work with the device extra alone.
@@ -35,13 +43,34 @@ ENTRY_POINT_GROUP = "edgekit.commands"
 _FALLBACK_PACKAGES = ("edge.commands", "convert.commands", "train.commands")
 
 
+REQUIRED = ("NAME", "HELP", "add_arguments", "run")
+
+
+class CommandContractError(RuntimeError):
+    """A command module breaks the contract above: a bug in edgekit or a plug-in, not the user's."""
+
+
+def _check_contract(module: ModuleType, commands: dict[str, ModuleType]) -> str:
+    missing = [attribute for attribute in REQUIRED if not getattr(module, attribute, None)]
+    if missing:
+        raise CommandContractError(f"command module {module.__name__} lacks {', '.join(missing)}: "
+                                   "define them (see edge/cli.py) or name the module _helper")
+    name = module.NAME
+    if not isinstance(name, str):
+        raise CommandContractError(f"command module {module.__name__}: NAME must be a string, got {name!r}")
+    if name in commands:
+        raise CommandContractError(f"two commands named {name!r}: {commands[name].__name__} and "
+                                   f"{module.__name__}; rename one")
+    return name
+
+
 def _command_packages() -> list[str]:
     names = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
     return names or list(_FALLBACK_PACKAGES)
 
 
 def discover_commands(packages: list[str] | None = None) -> dict[str, ModuleType]:
-    """Import every command module (cheap: they import heavy libraries lazily)."""
+    """Import every command module (cheap: they import heavy libraries lazily), checking the contract."""
     commands: dict[str, ModuleType] = {}
     for package_name in packages or _command_packages():
         try:
@@ -52,9 +81,7 @@ def discover_commands(packages: list[str] | None = None) -> dict[str, ModuleType
             if info.name.startswith("_"):
                 continue
             module = importlib.import_module(f"{package_name}.{info.name}")
-            name = getattr(module, "NAME", None)
-            if name:
-                commands[name] = module
+            commands[_check_contract(module, commands)] = module
     return dict(sorted(commands.items()))
 
 

@@ -54,3 +54,41 @@ def test_device_only_environment_has_no_tensorflow_and_runs_help():
     assert check.returncode != 0, "the device venv must not have TensorFlow"
     result = run_edgekit("--help", python=DEVICE_PYTHON)
     assert result.returncode == 0, result.stderr
+
+
+def _command_package(root, package: str, modules: dict[str, str]) -> str:
+    """A package of command modules under `root` (on sys.path via monkeypatch), as a plug-in would ship."""
+    folder = root / package
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    for name, body in modules.items():
+        (folder / f"{name}.py").write_text(body)
+    return package
+
+
+GOOD = 'HELP = "h"\ndef add_arguments(parser): pass\ndef run(args): return 0\n'
+
+
+def test_a_command_module_without_name_fails_at_start(tmp_path, monkeypatch):
+    from edge.cli import CommandContractError
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    package = _command_package(tmp_path, "plugin_noname", {"good": 'NAME = "good"\n' + GOOD, "bad": GOOD,
+                                                           "_helper": "X = 1\n"})
+    with pytest.raises(CommandContractError, match=r"plugin_noname\.bad lacks NAME"):
+        discover_commands([package])
+
+
+def test_two_commands_with_one_name_fail_at_start(tmp_path, monkeypatch):
+    from edge.cli import CommandContractError
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = _command_package(tmp_path, "plugin_one", {"split2": 'NAME = "split"\n' + GOOD})
+    with pytest.raises(CommandContractError, match="two commands named 'split'"):
+        discover_commands(["edge.commands", "train.commands", first])
+
+
+def test_a_complete_plugin_command_is_discovered(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    package = _command_package(tmp_path, "plugin_ok", {"hello": 'NAME = "hello"\n' + GOOD, "_helper": "X = 1\n"})
+    assert list(discover_commands([package])) == ["hello"]
