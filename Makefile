@@ -46,7 +46,7 @@ test: $(HOST_STAMP) $(DEVICE_STAMP)
 	@-$(MAKE) --no-print-directory browser
 	@-$(MAKE) --no-print-directory ssh-car
 	@$(MAKE) --no-print-directory car-rootfs-for-tests
-	@$(BIN)/ruff check edge train convert tests
+	@$(BIN)/ruff check edge train convert tests examples bench
 	@$(BIN)/pytest -n 2 --timeout 600 -q
 
 # The emulated car: arm64 Debian Bookworm (Raspberry Pi OS's base) under qemu-user, with the README's
@@ -61,7 +61,7 @@ car-rootfs-for-tests:
 	  if [ "$$CI" = true ]; then exit 1; else echo "warning: no emulated car: tests/car will skip"; fi; fi
 
 lint: $(HOST_STAMP)
-	@$(BIN)/ruff check edge train convert tests
+	@$(BIN)/ruff check edge train convert tests examples bench
 
 bench-data: $(HOST_STAMP)
 	@$(BIN)/python -m bench.data
