@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from bench.paths import RESULTS as RESULTS_DIR
-from bench.paths import shown_command
+from bench.paths import shown_command, write_result
 from edge.errors import UserError
 
 RESULTS = RESULTS_DIR / "edge.md"
@@ -308,10 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(rows, args.frames, threads, args.rounds, args.logging,
                   shown_command("bench.edge_loop", argv))
     text += "\n" + samplelog_bench.report(log_rows, args.frames, threads[-1])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    print(text)
-    print(f"wrote {args.out}")
+    write_result(args.out, text)
     return 0
 
 

@@ -22,3 +22,11 @@ def shown_command(module: str, argv: list[str]) -> str:
     """`python -m MODULE ARGS` with every argument that is an existing path shown by `shown`."""
     words = [shown(word) if "/" in word and Path(word).exists() else word for word in argv]
     return " ".join(["python -m", module, *words])
+
+
+def write_result(path: Path, text: str) -> None:
+    """Write a benchmark's report (creating bench/results/ if needed) and show it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(text)
+    print(f"wrote {shown(path)}")

@@ -36,7 +36,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RESULTS = Path("bench/results/view.md")
+from bench.paths import RESULTS as RESULTS_DIR
+from bench.paths import shown_command, write_result
+
+RESULTS = RESULTS_DIR / "view.md"
 GOALS = {"no_client": 1.02, "one_client": 1.15}
 VARIANTS = {"off": "(0) no view", "idle": "(1) view, no client", "one": "(2) view, 1 client",
             "three": "(3) view, 3 clients"}
@@ -250,11 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         video = make_video(Path(tmp) / "drive.mp4", frames)
         result = bench(args.bundle[0], video, args.seconds, args.view_rounds)
     text = report(result, args.seconds, args.view_rounds,
-                  "python -m bench.view " + " ".join(sys.argv[1:] if argv is None else argv))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    print(text)
-    print(f"wrote {args.out}")
+                  shown_command("bench.view", sys.argv[1:] if argv is None else argv))
+    write_result(args.out, text)
     return 0
 
 
