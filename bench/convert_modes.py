@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
              f"`{shown_command('bench.convert_modes', sys.argv[1:] if argv is None else argv)}`", "",
              "float32 is the baseline measured in the same run; latency is per frame with the converter's "
              "interpreter (ai-edge-litert) on this machine; runtime columns load each bundle in another "
-             "environment and replay the golden inputs (integer models: top-1 equal and within 8 steps of another interpreter's golden outputs, see docs/convert.md; an int8 "
+             "environment and replay the golden inputs (integer models: top-1 equal and within 16 steps of another interpreter's golden outputs, see docs/convert.md; an int8 "
              "'max' difference is in output quantization steps of 1/256).", ""]
     failures: list[str] = []
     try:

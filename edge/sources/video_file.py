@@ -42,10 +42,16 @@ class VideoFileSource(OpenCVReader):
         if self._index:
             capture.set(cv2.CAP_PROP_POS_FRAMES, self._index)
 
+    def _thread_params(self) -> tuple[int, ...]:
+        # OpenCV 4.6 (Raspberry Pi OS Bookworm's python3-opencv) has no CAP_PROP_N_THREADS
+        # (seen on the emulated car, tests/car): there FFmpeg keeps its own thread count.
+        prop = getattr(cv2, "CAP_PROP_N_THREADS", None)
+        return () if prop is None else (prop, self.decoder_threads)
+
     def open(self) -> None:
         try:
             self._open(str(self.path), cv2.CAP_ANY, f"cannot decode video {self.path}", self._resume,
-                       params=(cv2.CAP_PROP_N_THREADS, self.decoder_threads))
+                       params=self._thread_params())
         except SourceError as error:
             if not self.path.is_file():
                 raise  # gone for now (a remount): the runtime retries
