@@ -194,27 +194,81 @@ def choose_golden(tflite: TFLiteModel, pool: GoldenPool, count: int) -> tuple[np
 
 def convert(options: ConvertOptions) -> list[ModeResult]:
     """Convert, check and bundle one model in every requested mode (see module docstring)."""
+    modes = _checked_modes(options)
+    source = resolve_source(options.source, options.data, options.split_file, options.labels)
+    model = load_keras_model(source.model_path)
+    model, spec = ensure_rescaling(model, _spec_for(model, source.preprocess), options.input_scale)
+    destinations = _destinations(options, source, modes)
+    data, class_names = _data_and_labels(options, source, modes, int(model.output_shape[-1]))
+    representative = _representative_set(options, data, spec, modes, len(class_names))
+    evaluation = _evaluation_set(options, data, spec, model)
+    shared = _Shared(
+        source=source, model=model, spec=spec, class_names=class_names, data=data, evaluation=evaluation,
+        representative=representative, float32=convert_keras(model, "float32"),
+        pool=_golden_pool(options, spec, evaluation.images if evaluation else None,
+                          evaluation.labels if evaluation else None, evaluation.split if evaluation else None,
+                          *(representative or (None, None))),
+        signing_key=_signing_key(), name=options.name or source.name,
+        version=options.version or dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S"),
+        lineage=_lineage(source, data, options.rep_size, options.seed))
+    return [_convert_mode(options, shared, mode, destinations[mode]) for mode in modes]
+
+
+@dataclass(frozen=True)
+class _Evaluation:
+    """The images accuracy is measured on, and the Keras model's answers to them."""
+
+    split: str
+    images: np.ndarray
+    labels: np.ndarray
+    keras_probs: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every mode's conversion shares: prepared once in convert()."""
+
+    source: ConversionSource
+    model: Any
+    spec: PreprocessSpec
+    class_names: list[str]
+    data: SplitData | None
+    evaluation: _Evaluation | None
+    representative: tuple[np.ndarray, np.ndarray] | None
+    float32: bytes
+    pool: GoldenPool
+    signing_key: Any
+    name: str
+    version: str
+    lineage: dict[str, Any]
+
+
+def _checked_modes(options: ConvertOptions) -> list[str]:
+    """The requested modes, once each, after checking them and the --check-runtime Pythons."""
     modes = list(dict.fromkeys(options.modes))
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
         raise UserError(f"unknown mode {unknown}: use one or more of {', '.join(MODES)}")
-    if options.check_runtime:
-        for python in options.check_runtime:
-            if not Path(python).exists():
-                raise UserError(f"--check-runtime {python}: no such Python: give an environment's bin/python")
-    source = resolve_source(options.source, options.data, options.split_file, options.labels)
-    model = load_keras_model(source.model_path)
-    spec = _spec_for(model, source.preprocess)
-    model, spec = ensure_rescaling(model, spec, options.input_scale)
-    output_size = int(model.output_shape[-1])
+    for python in options.check_runtime:
+        if not Path(python).exists():
+            raise UserError(f"--check-runtime {python}: no such Python: give an environment's bin/python")
+    return modes
 
+
+def _destinations(options: ConvertOptions, source: ConversionSource, modes: list[str]) -> dict[str, Path]:
+    """Where each mode's bundle goes; refused before any work if one exists (unless --overwrite)."""
     destinations = {mode: _destination(options, source, mode, len(modes)) for mode in modes}
     if not options.overwrite:
         for path in destinations.values():
             for target in (path, archive_path(path)) if options.archive else (path,):
                 if target.exists():
                     raise UserError(f"{target} already exists: choose another --out or pass --overwrite")
+    return destinations
 
+
+def _data_and_labels(options: ConvertOptions, source: ConversionSource, modes: list[str],
+                     output_size: int) -> tuple[SplitData | None, list[str]]:
+    """The split dataset (when accuracy or int8 needs it) and the class names, checked against the model."""
     needs_data = options.accuracy_check or "int8" in modes
     data = load_split_data(source.dataset, source.split_file, source.class_names) if needs_data else None
     class_names = list(source.class_names or (data.class_names if data else []))
@@ -223,106 +277,132 @@ def convert(options: ConvertOptions) -> list[ModeResult]:
     if len(class_names) != output_size:
         raise UserError(f"{len(class_names)} labels ({', '.join(class_names)}) but the model has "
                         f"{output_size} outputs: give the labels the model was trained with")
+    return data, class_names
 
-    representative = representative_labels = None
-    if "int8" in modes:
-        assert data is not None
-        positions = representative_positions(data.labels("train"), options.rep_size, output_size, options.seed)
-        representative = data.images("train", spec, positions)
-        representative_labels = data.labels("train")[positions]
 
-    eval_images = eval_labels = keras_probs = split = None
-    if options.accuracy_check:
-        assert data is not None
-        split = options.split or _default_split(data)
-        eval_labels = data.labels(split)
-        subset = None
-        if options.max_eval and len(eval_labels) > options.max_eval:
-            subset = np.sort(np.random.default_rng(options.seed).choice(len(eval_labels), options.max_eval, False))
-            eval_labels = eval_labels[subset]
-        eval_images = data.images(split, spec, subset)
-        keras_probs = acc.keras_probabilities(model, eval_images)
+def _representative_set(options: ConvertOptions, data: SplitData | None, spec: PreprocessSpec, modes: list[str],
+                        n_classes: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """int8's calibration images (train split, classes balanced) and their labels; None without int8."""
+    if "int8" not in modes:
+        return None
+    assert data is not None
+    positions = representative_positions(data.labels("train"), options.rep_size, n_classes, options.seed)
+    return data.images("train", spec, positions), data.labels("train")[positions]
 
-    pool = _golden_pool(options, spec, eval_images, eval_labels, split, representative, representative_labels)
-    signing_key = load_signing_key()
-    if signing_key is not None:
-        log.info("bundles are signed with key %s", key_id(public_key_of(signing_key)))
 
-    float32_flatbuffer = convert_keras(model, "float32")
-    lineage = _lineage(source, data, options.rep_size, options.seed)
-    name = options.name or source.name
-    bundle_version = options.version or dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    results = []
-    for mode in modes:
-        log.info("%s: converting", mode)
-        flatbuffer = float32_flatbuffer if mode == "float32" else convert_keras(model, mode, representative)
-        if mode == "int8":
-            check_full_integer(flatbuffer)
-        tflite = TFLiteModel(flatbuffer)
-        report = failures = absolute = None
-        if options.accuracy_check:
-            tflite_probs = acc.tflite_probabilities(tflite, eval_images, mode)
-            report = acc.compare(keras_probs, tflite_probs, eval_labels, class_names)
-            report["split"] = split
-            failures = acc.gate_failures(report, options.max_drop, options.max_class_drop)
-            absolute = report["absolute"] = acc.absolute_gate(report, options.min_class_images,
-                                                              options.force or not options.gate)
-        golden_inputs, golden_outputs, selection = choose_golden(tflite, pool, options.golden_count)
-        latency = acc.latency(flatbuffer, golden_inputs, options.latency_runs)
-        result = ModeResult(mode=mode, size_bytes=len(flatbuffer), size_ratio=round(len(flatbuffer) / len(float32_flatbuffer), 4),
-                            accuracy=report, latency=latency,
-                            gate_failures=((failures or []) if options.gate else [])
-                            + (absolute["refused"] if absolute else []), runtime=[])
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "name": name,
-            "version": bundle_version,
-            "mode": mode,
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "labels": class_names,
-            "preprocess": spec.to_dict(),
-            "model": {"file": MODEL_FILE, "size_bytes": len(flatbuffer), "size_ratio_to_float32": result.size_ratio,
-                      **{k: v for k, v in tflite.describe().items() if k in ("input", "output")}},
-            "golden": {"file": GOLDEN_FILE, "count": int(len(golden_inputs)),
-                       "rule": ("exact on the interpreter and machine in tools.interpreter (edge.bundle.agreement_rule)"
-                                if tflite.is_integer else f"atol={DEFAULT_FLOAT_ATOL:g}"),
-                       "atol": 0.0 if tflite.is_integer else DEFAULT_FLOAT_ATOL,
-                       "selection": selection},
-            "accuracy": report,
-            "gate": {"enabled": options.gate and options.accuracy_check, "max_drop": options.max_drop,
-                     "max_class_drop": options.max_class_drop,
-                     "skipped": not (options.gate and options.accuracy_check),
-                     "passed": None if failures is None else not failures, "failures": failures or [],
-                     "absolute": absolute},
-            "latency_ms": latency,
-            "tools": _tool_versions(tflite),
-            "lineage": lineage,
-            "training_distribution": (data.distribution("train") if data and "train" in data.indices
-                                      else source.run_info.get("training_distribution", {})),
-        }
-        if result.gate_failures:
-            log.error("%s: accuracy gate FAILED, no bundle written:\n  %s", mode, "\n  ".join(result.gate_failures))
-            results.append(result)
-            continue
-        destination = destinations[mode]
-        with staging(destination) as folder:
-            manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs, signing_key)
-            if options.check_runtime:
-                reports = check_runtime(folder / MODEL_FILE, folder / GOLDEN_FILE, options.check_runtime,
-                                        manifest["golden"]["atol"] or DEFAULT_FLOAT_ATOL,
-                                        made_by=manifest["tools"]["interpreter"])
-                result.runtime = summarize(reports)
-                log.info("%s: runtime check\n%s", mode, format_reports(reports))
-                bad = [r["python"] for r in reports if not environment_ok(r)]
-                if bad and options.gate:
-                    result.gate_failures.append(f"runtime check failed in {', '.join(bad)}")
-                    log.error("%s: runtime check FAILED, no bundle written", mode)
-                    results.append(result)
-                    continue
-                manifest["runtime_checks"] = result.runtime
-                manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs, signing_key)
-            written = publish(folder, destination, options.archive, options.overwrite)
-        result.bundle = written[0]
-        result.archive = written[1] if len(written) > 1 else None
-        results.append(result)
-    return results
+def _evaluation_set(options: ConvertOptions, data: SplitData | None, spec: PreprocessSpec,
+                    model: Any) -> _Evaluation | None:
+    """The accuracy check's images (at most --max-eval, drawn with the seed) and Keras' answers."""
+    if not options.accuracy_check:
+        return None
+    assert data is not None
+    split = options.split or _default_split(data)
+    labels = data.labels(split)
+    subset = None
+    if options.max_eval and len(labels) > options.max_eval:
+        subset = np.sort(np.random.default_rng(options.seed).choice(len(labels), options.max_eval, False))
+        labels = labels[subset]
+    images = data.images(split, spec, subset)
+    return _Evaluation(split, images, labels, acc.keras_probabilities(model, images))
+
+
+def _signing_key() -> Any:
+    key = load_signing_key()
+    if key is not None:
+        log.info("bundles are signed with key %s", key_id(public_key_of(key)))
+    return key
+
+
+def _accuracy(options: ConvertOptions, shared: _Shared, tflite: TFLiteModel,
+              mode: str) -> tuple[dict[str, Any] | None, list[str] | None, dict[str, Any] | None]:
+    """(report, relative-gate failures, absolute gate) of one converted model; Nones without a check."""
+    evaluation = shared.evaluation
+    if evaluation is None:
+        return None, None, None
+    tflite_probs = acc.tflite_probabilities(tflite, evaluation.images, mode)
+    report = acc.compare(evaluation.keras_probs, tflite_probs, evaluation.labels, shared.class_names)
+    report["split"] = evaluation.split
+    failures = acc.gate_failures(report, options.max_drop, options.max_class_drop)
+    absolute = report["absolute"] = acc.absolute_gate(report, options.min_class_images,
+                                                      options.force or not options.gate)
+    return report, failures, absolute
+
+
+def _convert_mode(options: ConvertOptions, shared: _Shared, mode: str, destination: Path) -> ModeResult:
+    """Convert to one mode, measure it, gate it and, when it passes, write its bundle."""
+    log.info("%s: converting", mode)
+    representative = shared.representative[0] if shared.representative else None
+    flatbuffer = shared.float32 if mode == "float32" else convert_keras(shared.model, mode, representative)
+    if mode == "int8":
+        check_full_integer(flatbuffer)
+    tflite = TFLiteModel(flatbuffer)
+    report, failures, absolute = _accuracy(options, shared, tflite, mode)
+    golden_inputs, golden_outputs, selection = choose_golden(tflite, shared.pool, options.golden_count)
+    latency = acc.latency(flatbuffer, golden_inputs, options.latency_runs)
+    result = ModeResult(mode=mode, size_bytes=len(flatbuffer), size_ratio=round(len(flatbuffer) / len(shared.float32), 4),
+                        accuracy=report, latency=latency,
+                        gate_failures=((failures or []) if options.gate else [])
+                        + (absolute["refused"] if absolute else []), runtime=[])
+    if result.gate_failures:
+        log.error("%s: accuracy gate FAILED, no bundle written:\n  %s", mode, "\n  ".join(result.gate_failures))
+        return result
+    manifest = _manifest(options, shared, mode, tflite, result, failures, absolute, selection, len(golden_inputs))
+    _write_bundle(options, shared, result, destination, flatbuffer, manifest, golden_inputs, golden_outputs)
+    return result
+
+
+def _manifest(options: ConvertOptions, shared: _Shared, mode: str, tflite: TFLiteModel, result: ModeResult,
+              failures: list[str] | None, absolute: dict[str, Any] | None, selection: dict[str, Any],
+              golden_count: int) -> dict[str, Any]:
+    """The bundle's manifest.json (the fields are documented in /work/shared/DESIGN.md, bundle)."""
+    data, source = shared.data, shared.source
+    checked = options.gate and options.accuracy_check
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": shared.name,
+        "version": shared.version,
+        "mode": mode,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "labels": shared.class_names,
+        "preprocess": shared.spec.to_dict(),
+        "model": {"file": MODEL_FILE, "size_bytes": result.size_bytes, "size_ratio_to_float32": result.size_ratio,
+                  **{k: v for k, v in tflite.describe().items() if k in ("input", "output")}},
+        "golden": {"file": GOLDEN_FILE, "count": int(golden_count),
+                   "rule": ("exact on the interpreter and machine in tools.interpreter (edge.bundle.agreement_rule)"
+                            if tflite.is_integer else f"atol={DEFAULT_FLOAT_ATOL:g}"),
+                   "atol": 0.0 if tflite.is_integer else DEFAULT_FLOAT_ATOL,
+                   "selection": selection},
+        "accuracy": result.accuracy,
+        "gate": {"enabled": checked, "max_drop": options.max_drop, "max_class_drop": options.max_class_drop,
+                 "skipped": not checked, "passed": None if failures is None else not failures,
+                 "failures": failures or [], "absolute": absolute},
+        "latency_ms": result.latency,
+        "tools": _tool_versions(tflite),
+        "lineage": shared.lineage,
+        "training_distribution": (data.distribution("train") if data and "train" in data.indices
+                                  else source.run_info.get("training_distribution", {})),
+    }
+
+
+def _write_bundle(options: ConvertOptions, shared: _Shared, result: ModeResult, destination: Path,
+                  flatbuffer: bytes, manifest: dict[str, Any], golden_inputs: np.ndarray,
+                  golden_outputs: np.ndarray) -> None:
+    """Stage the bundle, check it in other runtimes when asked, then publish it (or leave nothing)."""
+    with staging(destination) as folder:
+        manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs, shared.signing_key)
+        if options.check_runtime:
+            reports = check_runtime(folder / MODEL_FILE, folder / GOLDEN_FILE, options.check_runtime,
+                                    manifest["golden"]["atol"] or DEFAULT_FLOAT_ATOL,
+                                    made_by=manifest["tools"]["interpreter"])
+            result.runtime = summarize(reports)
+            log.info("%s: runtime check\n%s", result.mode, format_reports(reports))
+            bad = [r["python"] for r in reports if not environment_ok(r)]
+            if bad and options.gate:
+                result.gate_failures.append(f"runtime check failed in {', '.join(bad)}")
+                log.error("%s: runtime check FAILED, no bundle written", result.mode)
+                return
+            manifest["runtime_checks"] = result.runtime
+            manifest = write_files(folder, flatbuffer, manifest, golden_inputs, golden_outputs, shared.signing_key)
+        written = publish(folder, destination, options.archive, options.overwrite)
+    result.bundle = written[0]
+    result.archive = written[1] if len(written) > 1 else None
