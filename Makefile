@@ -45,9 +45,14 @@ test: $(HOST_STAMP) $(DEVICE_STAMP)
 	@-$(MAKE) --no-print-directory pi-env || echo "warning: could not build $(PI_VENV); runtime-compatibility tests will skip"
 	@-$(MAKE) --no-print-directory browser
 	@-$(MAKE) --no-print-directory ssh-car
-	@$(MAKE) --no-print-directory car-rootfs-for-tests
 	@$(BIN)/ruff check edge train convert tests examples bench
-	@$(BIN)/pytest -n 2 --timeout 600 -q
+	@# The emulated car's rootfs builds (first run only) while the tests that do not need it run.
+	@$(MAKE) --no-print-directory car-rootfs-for-tests > .car-rootfs.log 2>&1 & build=$$!; \
+	$(BIN)/pytest -n 2 --timeout 600 -q --durations=15 -m "not car"; tests=$$?; \
+	echo "waiting for the emulated car's rootfs (log: .car-rootfs.log)"; wait $$build; built=$$?; \
+	tail -n 3 .car-rootfs.log; [ $$built = 0 ] || exit $$built; \
+	$(BIN)/pytest -n 2 --timeout 900 -q --durations=10 -m car; car=$$?; \
+	[ $$tests = 0 ] && [ $$car = 0 ]
 
 # The emulated car: arm64 Debian Bookworm (Raspberry Pi OS's base) under qemu-user, with the README's
 # venvs for both interpreters (tests/car/rootfs.py). Built once (about 6-10 min), cached in ~/.cache/edgekit.

@@ -43,3 +43,14 @@ def cli():
 
 def needs_cifar() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not CIFAR_ZIP.exists(), reason=f"CIFAR-10 archive not found at {CIFAR_ZIP}")
+
+
+CAR_FIXTURES = {"car_root", "emulated_ssh_car"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need the emulated car are marked `car`: `make test` runs the rest while the
+    rootfs builds, then these (`-m car`)."""
+    for item in items:
+        if CAR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.car)
