@@ -16,7 +16,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,8 +35,12 @@ from train.training.analysis import (
 )
 from train.training.config import RunResult, TrainConfig
 from train.training.health import check_model
+from train.training.keras_internals import prepare_multi_worker
 from train.training.pipeline import eval_dataset, train_dataset
 from train.training.recipe import resolve as resolve_recipe
+
+if TYPE_CHECKING:
+    from train.training.callbacks import EpochRecorder
 
 log = logging.getLogger(__name__)
 
@@ -138,59 +142,6 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
             "rmsprop": keras.optimizers.RMSprop}[config.optimizer](**kwargs)
 
 
-class _Recorder:
-    """Keras callbacks of a run: history of every finished epoch, and the NaN guard."""
-
-    def __init__(self) -> None:
-        import keras
-
-        recorder = self
-
-        class Callback(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-                recorder.epoch = epoch
-
-            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-                loss = (logs or {}).get("loss")
-                if loss is not None and not math.isfinite(float(loss)):
-                    recorder.nan_at = (recorder.epoch + 1, batch + 1)
-                    self.model.stop_training = True
-
-            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                for key, value in (logs or {}).items():
-                    if key == "learning_rate":
-                        continue
-                    recorder.history.setdefault(key, []).append(float(value))
-
-        self.callback = Callback()
-        self.history: dict[str, list[float]] = {}
-        self.epoch = 0
-        self.nan_at: tuple[int, int] | None = None
-
-
-def _best_checkpoint(path: Path) -> Any:
-    """Save the model whenever val_loss improves; written beside and renamed, so a Ctrl-C or a
-    crash mid-save never leaves a broken model.keras."""
-    import keras
-
-    class BestCheckpoint(keras.callbacks.Callback):
-        best = math.inf
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            value = float((logs or {}).get("val_loss", math.nan))
-            if not value < self.best:  # also skips NaN
-                return
-            self.best = value
-            partial = path.with_name(".saving-" + path.name)
-            try:
-                self.model.save(partial)
-                os.replace(partial, path)
-            finally:
-                partial.unlink(missing_ok=True)
-
-    return BestCheckpoint()
-
-
 def _spec_for(config: TrainConfig) -> ModelSpec:
     if config.init_model:
         sibling = Path(config.init_model).parent / "spec.json"
@@ -237,33 +188,6 @@ def _load_init_model(path: str, num_classes: int, input_shape: tuple[int, ...],
     return model
 
 
-def _prepare_multi_worker(model: Any, strategy: Any, train_ds: Any) -> None:
-    """Work around Keras 3 + MultiWorkerMirroredStrategy: Keras' symbolic build reduces a whole
-    distributed (x, y) batch with one collective call, which the collective strategy rejects.
-    Build optimizer and metrics here from one local batch instead, then let fit() skip that step
-    (fit still runs under the strategy's scope, so training stays distributed). Keras also
-    reduces the logged scalar metrics with axis=0, which this strategy rejects: those are
-    averaged over workers here instead."""
-    batch = next(iter(train_ds))
-    with strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    model._distribute_strategy = None
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    if not getattr(tf_trainer.reduce_per_replica, "edgekit_patched", False):
-        import tensorflow as tf
-
-        def reduce_scalars_too(values: Any, strategy: Any, reduction: str) -> Any:
-            # Keras reduces with axis=0, which fails for the scalar losses/metrics it logs
-            if reduction == "auto" and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-                return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
-            return original(values, strategy, reduction)
-
-        original = tf_trainer.reduce_per_replica
-        reduce_scalars_too.edgekit_patched = True  # type: ignore[attr-defined]
-        tf_trainer.reduce_per_replica = reduce_scalars_too
-
-
 def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None = None) -> RunResult:
     """Train one model and write its run folder.
 
@@ -277,12 +201,55 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
         >>> result.summary["max_val_accuracy"]  # doctest: +SKIP
     """
     strategy = make_strategy(config.strategy)  # first: multi-worker must start before other TF work
-    import keras
-
     seed_everything(config.seed, config.deterministic)
     chief = is_chief(strategy)
     out = Path(config.out) if chief else Path(tempfile.mkdtemp(prefix="edgekit-worker-"))
     spec = _spec_for(config)
+    dataset, images, labels = _load_images(config, spec, dataset)
+    class_names = list(dataset.class_names)
+    spec = spec.with_input_shape(tuple(images.shape[1:]))
+    indices, split_info = resolve_split(dataset, config, out)
+    out.mkdir(parents=True, exist_ok=True)
+    config, recipe_record = resolve_recipe(config, len(indices["train"]),
+                                           np.bincount(labels[indices["train"]], minlength=len(class_names)).tolist(),
+                                           tuple(images.shape[1:3]))
+    if chief and config.verbose and recipe_record["chosen"]:
+        print("recipe: " + "; ".join(f"{k} {v}" for k, v in recipe_record["chosen"].items() if k != "augment"))
+    train_ds, val_ds, steps = _datasets(config, images, labels, indices, len(class_names))
+    model = _compiled_model(config, spec, strategy, images.shape[1:], len(class_names), steps)
+    if chief and config.verbose:
+        model.summary(print_fn=lambda line, **_: print(line))
+
+    model_path = out / "model.keras"
+    if model_path.exists():
+        model_path.unlink()  # never leave an older run's model next to this run's history
+    if config.strategy == "multi-worker":
+        prepare_multi_worker(model, strategy, train_ds)
+    recorder, status, message, training_time = _fit(config, strategy, model, train_ds, val_ds, model_path,
+                                                    list(callbacks or []))
+    history = recorder.history
+    summary = _summary(config, model, history, training_time, status, steps, len(class_names))
+    if chief and status != "interrupted" and model_path.exists():
+        summary.update(_best_model_checks(config, model_path, images, labels, indices, class_names, summary))
+        summary["diagnosis"] = diagnose(history, len(class_names), health=summary["health"])
+
+    if chief:
+        _write_run_folder(out, config, spec, history, summary, dataset, class_names, split_info, indices,
+                          recipe_record)
+        if config.verbose:
+            print(summary_block(summary))
+            print(run_report(summary))
+            if message:
+                print(message)
+    if not chief:  # a non-chief worker's copy of the run is not needed
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+    return RunResult(out=out, status=status, summary=summary, history=history, message=message)
+
+
+def _load_images(config: TrainConfig, spec: ModelSpec, dataset: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(dataset, uint8 images (N, H, W, C), int64 labels), loading config.dataset when none is given."""
     if dataset is None:
         from train.data import load_dataset
 
@@ -290,49 +257,52 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
     images, labels = dataset.images, np.asarray(dataset.labels, np.int64)
     if images.dtype != np.uint8 or images.ndim != 4:
         raise UserError(f"dataset images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
-    class_names = list(dataset.class_names)
-    num_classes = len(class_names)
-    spec = spec.with_input_shape(tuple(images.shape[1:]))
-    indices, split_info = resolve_split(dataset, config, out)
-    out.mkdir(parents=True, exist_ok=True)
-    config, recipe_record = resolve_recipe(config, len(indices["train"]),
-                                           np.bincount(labels[indices["train"]], minlength=num_classes).tolist(),
-                                           tuple(images.shape[1:3]))
-    if chief and config.verbose and recipe_record["chosen"]:
-        print("recipe: " + "; ".join(f"{k} {v}" for k, v in recipe_record["chosen"].items() if k != "augment"))
+    return dataset, images, labels
+
+
+def _datasets(config: TrainConfig, images: np.ndarray, labels: np.ndarray, indices: dict[str, np.ndarray],
+              num_classes: int) -> tuple[Any, Any, int]:
+    """(augmented, weighted training tf.data, validation tf.data, steps per epoch)."""
     augment = AugmentConfig.from_dict(config.augment or {})
     class_weight = _class_weight(config.class_weights, labels[indices["train"]], num_classes)
     train_ds = train_dataset(images[indices["train"]], labels[indices["train"]], num_classes,
                              config.batch_size, config.seed, augment, class_weight)
     val_ds = eval_dataset(images[indices["val"]], labels[indices["val"]], num_classes, config.batch_size)
-    steps = math.ceil(len(indices["train"]) / config.batch_size)
+    return train_ds, val_ds, math.ceil(len(indices["train"]) / config.batch_size)
+
+
+def _compiled_model(config: TrainConfig, spec: ModelSpec, strategy: Any, input_shape: tuple[int, ...],
+                    num_classes: int, steps: int) -> Any:
+    """The model to train (built from the spec, or the init model to fine-tune), compiled under the strategy."""
+    import keras
 
     with strategy.scope():
-        model = (_load_init_model(config.init_model, num_classes, images.shape[1:], config.bn_momentum)
+        model = (_load_init_model(config.init_model, num_classes, input_shape, config.bn_momentum)
                  if config.init_model else build_model(spec, num_classes, config.bn_momentum))
         model.compile(optimizer=_optimizer(config, steps),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-    if chief and config.verbose:
-        model.summary(print_fn=lambda line, **_: print(line))
+    return model
 
-    recorder = _Recorder()
-    model_path = out / "model.keras"
-    if model_path.exists():
-        model_path.unlink()  # never leave an older run's model next to this run's history
-    fit_callbacks = [recorder.callback, _best_checkpoint(model_path)]
+
+def _fit(config: TrainConfig, strategy: Any, model: Any, train_ds: Any, val_ds: Any, model_path: Path,
+         extra_callbacks: list[Any]) -> tuple[EpochRecorder, str, str, float]:
+    """Run fit(); (recorder, status, message for the user, seconds). Ctrl-C and a NaN loss end it cleanly."""
+    import keras
+
+    from train.training.callbacks import BestCheckpoint, EpochRecorder  # imports Keras
+
+    recorder = EpochRecorder()
+    fit_callbacks = [recorder, BestCheckpoint(model_path)]
     if config.patience:
         fit_callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=config.restore_best))
-    fit_callbacks += list(callbacks or [])
-
-    if config.strategy == "multi-worker":
-        _prepare_multi_worker(model, strategy, train_ds)
+    fit_callbacks += extra_callbacks
     status, message = "completed", ""
     start = time.perf_counter()
     try:
         with strategy.scope():
-                model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=fit_callbacks,
+            model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=fit_callbacks,
                       shuffle=False, verbose=keras_verbosity(config.verbose))
     except KeyboardInterrupt:
         status = "interrupted"
@@ -349,8 +319,12 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
                    + "Lower the learning rate (--lr) or check the data.")
     elif status == "completed" and len(recorder.history.get("loss", [])) < config.epochs:
         status = "early-stopped"
+    return recorder, status, message, training_time
 
-    history = recorder.history
+
+def _summary(config: TrainConfig, model: Any, history: dict[str, list[float]], training_time: float, status: str,
+             steps: int, num_classes: int) -> dict[str, Any]:
+    """The curves' figures and the diagnosis, before the best model is checked."""
     summary = summarize(history, training_time, model.count_params())
     summary["diagnosis"] = diagnose(history, num_classes)
     summary["status"] = status
@@ -358,27 +332,19 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
     for key in ("val_loss", "val_accuracy"):
         if history.get(key):
             summary[f"final_{key}"] = history[key][-1]
-    if chief and status != "interrupted" and model_path.exists():
-        best = keras.models.load_model(model_path, safe_mode=True)
-        with_test = (config.validation == "val" and len(indices.get("test", []))
-                     and not np.array_equal(indices["test"], indices["val"]))
-        summary.update(check_model(best, images, labels, indices, class_names, config.batch_size,
-                                   with_test=bool(with_test), recipe=config, steps=summary["steps"]))
-        summary["diagnosis"] = diagnose(history, num_classes, health=summary["health"])
+    return summary
 
-    if chief:
-        _write_run_folder(out, config, spec, history, summary, dataset, class_names, split_info, indices,
-                          recipe_record)
-        if config.verbose:
-            print(summary_block(summary))
-            print(run_report(summary))
-            if message:
-                print(message)
-    if not chief:  # a non-chief worker's copy of the run is not needed
-        import shutil
 
-        shutil.rmtree(out, ignore_errors=True)
-    return RunResult(out=out, status=status, summary=summary, history=history, message=message)
+def _best_model_checks(config: TrainConfig, model_path: Path, images: np.ndarray, labels: np.ndarray,
+                       indices: dict[str, np.ndarray], class_names: list[str], summary: dict[str, Any]) -> dict[str, Any]:
+    """Per-class scores and the collapse check of the saved best model (train.training.health)."""
+    import keras
+
+    best = keras.models.load_model(model_path, safe_mode=True)
+    with_test = (config.validation == "val" and len(indices.get("test", []))
+                 and not np.array_equal(indices["test"], indices["val"]))
+    return check_model(best, images, labels, indices, class_names, config.batch_size,
+                       with_test=bool(with_test), recipe=config, steps=summary["steps"])
 
 
 def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: dict[str, list[float]],
