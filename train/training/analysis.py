@@ -98,6 +98,18 @@ def diagnose(history: dict[str, list[float]], num_classes: int = 10, low_accurac
     return result
 
 
+def _save_figure(fig: Any, title: str, path: Path) -> Path:
+    """Title, lay out, write (100 dpi) and close a figure; the folder is made if needed."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_curves(history: dict[str, list[float]], path: Path, title: str = "", best_epoch: int | None = None) -> Path:
     """Loss and accuracy, training against validation, like the chapter's Figures 5.5 and 5.6."""
     import matplotlib
@@ -119,12 +131,7 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str = "", be
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, title, path)
 
 
 def run_report(summary: dict[str, Any]) -> str:
@@ -170,9 +177,4 @@ def plot_confusion(val: dict[str, Any], path: Path, test: dict[str, Any] | None 
         ax.set_ylabel("true (recall)")
         ax.set_title(f"{name}: accuracy {scores['accuracy'] * 100:.1f}% "
                      f"(majority {scores['majority_share'] * 100:.1f}%)")
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, title, path)
