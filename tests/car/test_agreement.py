@@ -23,7 +23,7 @@ from edge.bundle import agreement_rule, read_manifest
 from tests.car.conftest import skip_or_fail
 from tests.car.rootfs import CPUINFO, CPUS, INTERPRETERS, REPO, run_in_car
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # emulated, and the first one trains car_bundle
 REPLAY_IMAGES = 300
 HOST_PYTHONS = {"litert": REPO / ".venv" / "bin" / "python", "tflite": REPO / ".venv-pi214" / "bin" / "python"}
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.car.rootfs import CPUS, INTERPRETERS, REPO, run_in_car
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # emulated, and the first one trains car_bundle
 CPU_IDS = sorted(CPUS)
 MODULES = {"litert": "ai_edge_litert", "tflite": "tflite_runtime"}
 
