@@ -11,7 +11,7 @@ PI_VENV := .venv-pi214
 PI_STAMP := $(PI_VENV)/.installed-pi
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: demo test lint env device-env pi-env car-rootfs car-rootfs-for-tests browser ssh-car bench-data bench-train bench-convert bench-edge bench-faults bench-small clean
+.PHONY: demo test test-car lint env device-env pi-env car-rootfs car-rootfs-for-tests browser ssh-car bench-data bench-train bench-convert bench-edge bench-faults bench-small clean
 
 env: $(HOST_STAMP)
 
@@ -46,13 +46,15 @@ test: $(HOST_STAMP) $(DEVICE_STAMP)
 	@-$(MAKE) --no-print-directory browser
 	@-$(MAKE) --no-print-directory ssh-car
 	@$(BIN)/ruff check edge train convert tests examples bench
-	@# The emulated car's rootfs builds (first run only) while the tests that do not need it run.
-	@$(MAKE) --no-print-directory car-rootfs-for-tests > .car-rootfs.log 2>&1 & build=$$!; \
-	$(BIN)/pytest -n 2 --timeout 600 -q --durations=15 -m "not car"; tests=$$?; \
-	echo "waiting for the emulated car's rootfs (log: .car-rootfs.log)"; wait $$build; built=$$?; \
-	tail -n 3 .car-rootfs.log; [ $$built = 0 ] || exit $$built; \
-	$(BIN)/pytest -n 2 --timeout 900 -q --durations=10 -m car; car=$$?; \
-	[ $$tests = 0 ] && [ $$car = 0 ]
+	@$(BIN)/pytest -n 2 --timeout 600 -q --durations=15 -m "not car"
+
+# The emulated arm64 car's tests (tests/car and the SSH car inside it): not in `make test`, because
+# the first rootfs build alone took 38-70 min on this 2-core host under load (docs/edge.md).
+# Not root: they skip with one line; CI=true: they fail instead of skipping.
+test-car: $(HOST_STAMP) $(DEVICE_STAMP)
+	@-$(MAKE) --no-print-directory ssh-car
+	@$(MAKE) --no-print-directory car-rootfs-for-tests
+	@$(BIN)/pytest -n 2 --timeout 1800 -q --durations=10 -m car
 
 # The emulated car: arm64 Debian Bookworm (Raspberry Pi OS's base) under qemu-user, with the README's
 # venvs for both interpreters (tests/car/rootfs.py). Built once (about 6-10 min), cached in ~/.cache/edgekit.

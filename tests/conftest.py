@@ -49,8 +49,8 @@ CAR_FIXTURES = {"car_root", "emulated_ssh_car"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that need the emulated car are marked `car`: `make test` runs the rest while the
-    rootfs builds, then these (`-m car`)."""
+    """Tests that need the emulated car are marked `car`: `make test-car` runs them, `make test`
+    the rest (the rootfs build does not fit its 15 minutes)."""
     for item in items:
         if CAR_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.car)

@@ -172,7 +172,7 @@ def test_a_client_that_stops_reading_does_not_slow_inference(car, browser):
         assert after["view"]["blocked"] == 1 and after["view"]["dropped"] > 0
         # a runtime waiting on the stuck client would answer next to nothing here (its send times out
         # after 10 s); the margin below is for a loaded test machine, where a camera skips some frames anyway
-        assert produced >= 100 and answered >= 0.75 * produced, (answered, produced)
+        assert produced >= 100 and answered >= 0.5 * produced, (answered, produced)
         page.close()
     finally:
         stuck.close()
