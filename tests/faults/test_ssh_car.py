@@ -109,13 +109,7 @@ def test_a_key_the_car_does_not_know_is_refused(fresh_ssh_car, two_bundles):
 @pytest.mark.fault("car network: car lost during verify")
 def test_a_car_that_dies_while_it_verifies_keeps_its_model(fresh_ssh_car, two_bundles):
     car = fresh_ssh_car
-    assert deploy(car, two_bundles["v0001"]).returncode == 0
-    running = subprocess.Popen([sys.executable, "-m", "edge.cli", "deploy", str(two_bundles["v0002"]),
-                                "--to", f"{CAR}:edgekit"], env={**os.environ, **car.env},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _verifying(car):
-        time.sleep(0.01)
+    running = _deploy_v0002_until_it_verifies(car, two_bundles)
     assert _verifying(car), "the car never started verifying"
     car.disappear()  # power cut: sshd, the session and the verifier die at once
     stdout, stderr = running.communicate(timeout=120)
@@ -144,13 +138,7 @@ def test_a_car_out_of_range_while_it_verifies_keeps_its_model(fresh_ssh_car, two
     car = fresh_ssh_car
     if car.netns is None:
         pytest.skip("taking the car's link down needs the car in a network namespace")
-    assert deploy(car, two_bundles["v0001"]).returncode == 0
-    running = subprocess.Popen([sys.executable, "-m", "edge.cli", "deploy", str(two_bundles["v0002"]),
-                                "--to", f"{CAR}:edgekit"], env={**os.environ, **car.env},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _verifying(car):
-        time.sleep(0.01)
+    running = _deploy_v0002_until_it_verifies(car, two_bundles)
     car.set_link(False)
     try:
         stdout, stderr = running.communicate(timeout=120)
@@ -194,3 +182,15 @@ def test_a_full_disk_on_the_car_keeps_current(fresh_ssh_car, two_bundles):
     car.ssh("rm edgekit/releases/.filler")
     assert deploy(car, two_bundles["v0002"]).returncode == 0
     assert_car_runs(car, "v0002")
+
+
+def _deploy_v0002_until_it_verifies(car, two_bundles) -> subprocess.Popen:
+    """v0001 deployed, then a deploy of v0002 left running until the car is verifying it."""
+    assert deploy(car, two_bundles["v0001"]).returncode == 0
+    running = subprocess.Popen([sys.executable, "-m", "edge.cli", "deploy", str(two_bundles["v0002"]),
+                                "--to", f"{CAR}:edgekit"], env={**os.environ, **car.env},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _verifying(car):
+        time.sleep(0.01)
+    return running
