@@ -63,7 +63,7 @@ from typing import Any, Protocol
 
 from edge.bundle import ACCEPTED_FILE, manifest_digest
 from edge.digest import file_sha256
-from edge.durable import copy_tree_synced, fsync_dir
+from edge.durable import atomic_write, copy_tree_synced, fsync_dir
 from edge.errors import UserError
 from edge.remote import SSH_FAILED, explain_ssh_failure, shared_connection, ssh_command
 
@@ -242,13 +242,7 @@ class LocalTarget:
         path = self.releases / _check_release_name(release) / ACCEPTED_FILE
         if path.is_file() and path.read_text(encoding="ascii", errors="replace").strip() == digest:
             return  # unchanged: do not touch the folder the runtime may be watching
-        partial = path.with_name(f"{ACCEPTED_FILE}.tmp-{os.getpid()}")
-        with open(partial, "w", encoding="ascii") as handle:
-            handle.write(digest + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-        fsync_dir(path.parent)
+        atomic_write(path, digest + "\n")  # its temporary name starts with '.': bundle checks skip it
 
     def accepted_newest_first(self) -> list[str]:
         return [r for r in self.releases_newest_first() if (self.releases / r / ACCEPTED_FILE).is_file()]
