@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import shutil
 import tarfile
 import tempfile
@@ -40,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.digest import bytes_sha256, file_sha256
+from edge.digest import bytes_sha256, file_sha256, is_sha256_hex
 from edge.errors import UserError
 from edge.interpreter import TFLiteModel
 from edge.preprocess import PreprocessSpec
@@ -78,7 +77,6 @@ MAX_GOLDEN_INPUTS = 1024
 MAX_FLOAT_ATOL = 0.01  # a looser golden tolerance would let another float model pass
 FILE_LIMITS = {MODEL_FILE: MAX_MODEL_BYTES, GOLDEN_FILE: MAX_GOLDEN_BYTES}
 DTYPES = ("uint8", "int8", "float32", "float16")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class BundleError(UserError):
@@ -272,7 +270,7 @@ def _read_small_hex(path: Path, what: str) -> str:
             words = handle.read(4096).decode("ascii").split()
     except (OSError, UnicodeDecodeError) as error:
         raise BundleError(f"{path} is unreadable ({error}): {what}") from error
-    if not words or not _HEX64.match(words[0]):
+    if not words or not is_sha256_hex(words[0]):
         raise BundleError(f"{path} holds no SHA-256: {what}")
     return words[0]
 
@@ -354,7 +352,7 @@ def check_fields(manifest: dict[str, Any]) -> PreprocessSpec:
     model, files = manifest["model"], manifest["files"]
     if not isinstance(model, dict) or not all(isinstance(model.get(k), dict) for k in ("input", "output")):
         raise BundleError("manifest `model` must hold `input` and `output` descriptions: rebuild the bundle")
-    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) and _HEX64.match(v)
+    if not isinstance(files, dict) or not all(isinstance(k, str) and is_sha256_hex(v)
                                               for k, v in files.items()):
         raise BundleError("manifest `files` must map file names to SHA-256 hex digests: rebuild the bundle")
     for part in ("model", "golden"):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
+from typing import Any
 
 _CHUNK = 1 << 20
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -20,3 +23,9 @@ def file_sha256(path: str | Path) -> str:
 def bytes_sha256(data: bytes) -> str:
     """SHA-256 of bytes already in memory, hex."""
     return hashlib.sha256(data).hexdigest()
+
+
+def is_sha256_hex(value: Any) -> bool:
+    """Is `value` a SHA-256 as these functions write it (64 lower-case hex digits, nothing else)?
+    For digests read from a manifest, a store or a registry, all of which another machine may write."""
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None

@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edge.bundle import ACCEPTED_FILE, manifest_digest
-from edge.digest import file_sha256
+from edge.digest import file_sha256, is_sha256_hex
 from edge.durable import atomic_write, copy_tree_synced, fsync_dir
 from edge.errors import UserError
 from edge.remote import SSH_FAILED, explain_ssh_failure, shared_connection, ssh_command
@@ -461,7 +461,7 @@ def bundle_digest(bundle_dir: Path, expected: str | None = None) -> str:
 def registered_digest(entry: Any) -> str:
     """The bundle digest the registry recorded for a version (train.registry.ModelVersion)."""
     recorded = entry.lineage.get("bundle_manifest_sha256")
-    if not isinstance(recorded, str) or not re.fullmatch(r"[0-9a-f]{64}", recorded):
+    if not is_sha256_hex(recorded):
         raise DeployError(f"{entry.name} {entry.version} has no recorded manifest hash in its lineage.json, so "
                           "its bundle cannot be checked: register the bundle again")
     return recorded

@@ -21,9 +21,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from edge.digest import is_sha256_hex
+
 SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(?:jpg|png)")
-SHA256 = re.compile(r"[0-9a-f]{64}")
 REASONS = ("random", "low_confidence", "disagreement", "manual")
 MAX_IMAGE_BYTES = 64 * 1024 * 1024   # a 4K PNG is ~25 MB; more is not a sample
 MAX_TEXT = 256
@@ -57,7 +58,7 @@ def sample_row(raw: dict[str, Any]) -> dict[str, Any]:
     row["id"] = _integer(raw, "id", 0, 2**63 - 1)
     row["file"] = sample_file(raw.get("file"))
     sha = raw.get("sha256")
-    if not isinstance(sha, str) or not SHA256.fullmatch(sha):
+    if not is_sha256_hex(sha):
         raise RowRefused(f"sha256 {_show(sha)} is not 64 lowercase hex digits")
     row["sha256"] = sha
     row["bytes"] = _integer(raw, "bytes", 0, MAX_IMAGE_BYTES)
