@@ -38,21 +38,32 @@ def test_drop_rule_on_both_sides_of_the_line(reference, candidate, margin, rejec
 
 
 def test_collapse_check_fires_on_a_collapsed_model_and_not_on_a_healthy_one():
-    labels = np.array([0] * 50 + [1] * 45 + [2] * 5)
+    labels = np.array([0] * 50 + [1] * 40 + [2] * 10)
     collapsed = scores(labels, np.zeros(100, np.int64), ["airplane", "ship", "truck"])
     kinds = [f.kind for f in collapse_findings(collapsed)]
     assert kinds == ["not-above-majority", "one-class", "zero-recall"]
     healthy_pred = labels.copy()
-    healthy_pred[[0, 1, 50, 51, 95]] = [1, 2, 0, 2, 0]  # 95% right, the rare class found 4 of 5 times
+    healthy_pred[[0, 1, 50, 51, 95]] = [1, 2, 0, 2, 0]  # 95% right, the rare class found 9 of 10 times
     assert collapse_findings(scores(labels, healthy_pred, ["airplane", "ship", "truck"])) == []
-    # a model that finds the two big classes but never the rare one (5 images) is not healthy
+    # a model that finds the two big classes but never the rare one (10 images) is not healthy
     blind = labels.copy()
-    blind[95:] = 0
+    blind[90:] = 0
     assert [f.kind for f in collapse_findings(scores(labels, blind, ["a", "b", "c"]))] == ["zero-recall"]
     # on a 1:30 set, answering the majority class for everything is caught though accuracy is 97%
     skewed = np.array([0] * 300 + [1] * 10)
     kinds = [f.kind for f in collapse_findings(scores(skewed, np.zeros(310, np.int64), ["a", "b"]))]
     assert kinds == ["not-above-majority", "one-class", "zero-recall"]
+
+
+@pytest.mark.parametrize("rare_images, fires", [(8, False), (9, True), (30, True)])
+def test_zero_recall_is_judged_only_when_the_class_has_enough_images(rare_images, fires):
+    """0 of 8 still allows a recall of 25% (bad luck); 0 of 9 does not (upper bound 23%)."""
+    labels = np.array([0] * 60 + [1] * 60 + [2] * rare_images)
+    predicted = labels.copy()
+    predicted[120:] = 0  # the rare class never found, the rest right
+    kinds = [f.kind for f in collapse_findings(scores(labels, predicted, ["a", "b", "c"]))]
+    assert kinds == (["zero-recall"] if fires else [])
+    assert wilson(0, rare_images)[1] < 0.25 if fires else wilson(0, rare_images)[1] >= 0.25
 
 
 def test_diagnosis_never_calls_a_collapsed_model_a_good_fit():
@@ -198,6 +209,15 @@ def test_right_in_training_mode_wrong_at_inference_is_named_with_its_cause():
     assert health["mode_check"]["training_mode_accuracy"] > 0.9 > health["mode_check"]["inference_accuracy"]
     assert "BatchNorm's moving statistics" in health["advice"] and "right in training mode" in health["advice"]
     assert np.allclose(bn.get_weights()[2], mean + 50.0)  # the check put the weights back
+    # healthy on val, failed on a test split unlike val (here: the same scenes under other labels)
+    bn.set_weights([gamma, beta, mean, var])
+    shifted_images = np.concatenate([images, images[60:120]])
+    shifted_labels = np.concatenate([labels, (labels[60:120] + 1) % 3])
+    with_test = {**indices, "test": np.arange(120, 180)}
+    shifted = check_model(model, shifted_images, shifted_labels, with_test, ["r", "g", "b"], 40, True, recipe, steps=90)
+    health = shifted["health"]
+    assert health["collapsed"] and {f["split"] for f in health["findings"]} == {"test"}
+    assert health["advice"].startswith("COLLAPSED ON TEST") and "does not represent" in health["advice"]
 
 
 @pytest.mark.slow

@@ -48,6 +48,12 @@ def mode_check(model: Any, images: np.ndarray, labels: np.ndarray, class_names: 
 def advice(val: Scores, findings: list[dict[str, Any]], mode: dict[str, Any], recipe: Any, steps: int) -> str:
     """One paragraph: what happened, the likely cause, the fix."""
     what = "; ".join(f["message"] for f in findings)
+    if all(f.get("split") == "test" for f in findings):
+        return (f"COLLAPSED ON TEST: {what}, though validation looked healthy "
+                f"({val.accuracy * 100:.1f}% on {val.images} images). The validation split does not represent the "
+                "test split (other scenes, light or cameras, or a different class mix). Fix: draw val from the same "
+                "kinds of scenes as test (`edgekit split` by groups, not by source), add images of the test's "
+                "conditions to training, and `edgekit audit` the labels.")
     if mode.get("mismatch"):
         return (f"COLLAPSED: {what}. The same weights are right in training mode "
                 f"({mode['training_mode_accuracy'] * 100:.1f}%) but wrong at inference "
@@ -77,7 +83,10 @@ def check_model(model: Any, images: np.ndarray, labels: np.ndarray, indices: dic
         test_idx = indices["test"]
         test = scores(labels[test_idx], predict(model, images[test_idx]), class_names)
         result.update(test_scores=test.to_dict(), test_accuracy=test.accuracy)
-    findings = [f.to_dict() for f in collapse_findings(val)]
+    findings = [{**f.to_dict(), "split": "val"} for f in collapse_findings(val)]
+    if with_test:  # a model that fails the test split failed, however val looked (val may not represent it)
+        findings += [{**f.to_dict(), "split": "test", "message": f"on test: {f.message}"}
+                     for f in collapse_findings(test)]
     order = np.random.default_rng(0).permutation(len(val_idx))
     mode = mode_check(model, images[val_idx][order], labels[val_idx][order], class_names, batch_size)
     health: dict[str, Any] = {"collapsed": bool(findings), "findings": findings, "mode_check": mode}
