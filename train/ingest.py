@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -136,7 +137,7 @@ class LeakReport:
 
 
 def check_leaks(dataset: Dataset, split_indices: dict[str, np.ndarray], first_new: int,
-                threshold: int = DEFAULT_THRESHOLD) -> LeakReport:
+                threshold: int = DEFAULT_THRESHOLD, hashes: np.ndarray | None = None) -> LeakReport:
     """Near-copies between new samples (indices >= first_new) and existing ones in another split.
 
     A re-encoded copy of a test image that lands in train (or in fresh_test) would let the
@@ -153,7 +154,7 @@ def check_leaks(dataset: Dataset, split_indices: dict[str, np.ndarray], first_ne
     report = LeakReport(len(new), against, threshold)
     if not len(new) or not len(old):
         return report
-    hashes = dhash(dataset.images)
+    hashes = dhash(dataset.images) if hashes is None else hashes
     i, j, d = near_pairs(hashes[new], hashes[old], threshold)
     for a, b, distance in zip(new[i].tolist(), old[j].tolist(), d.tolist(), strict=True):
         if where[a] != where[b]:
@@ -171,6 +172,8 @@ class CheckedSplit:
     fresh: list[str]
     leaks: LeakReport
     dropped: int
+    columns: Any = None  # shard sets: the index plus the new samples (what `split` was made on)
+    leak_columns: Any = None  # shard sets: the same before leaking samples were dropped (what `leaks` indexes)
 
 
 def split_checked(dataset: Dataset, first_new: int, previous, fresh_test: float, drop_leaks: bool,
@@ -196,3 +199,49 @@ def split_checked(dataset: Dataset, first_new: int, previous, fresh_test: float,
         dataset = dataset.subset(np.setdiff1d(np.arange(len(dataset)), leaks.leaking))
         split, fresh = extend(dataset)
     return CheckedSplit(dataset, split, fresh, leaks, dropped)
+
+
+@dataclass
+class Columns:
+    """A shard set's index plus new in-memory samples: what splitting and the leak check read."""
+
+    labels: np.ndarray
+    groups: np.ndarray
+    sources: np.ndarray
+    subsets: np.ndarray
+    class_names: list[str]
+    name: str
+    info: dict
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def split_checked_shards(shards, field: Dataset, previous, fresh_test: float, drop_leaks: bool,
+                         threshold: int = DEFAULT_THRESHOLD) -> CheckedSplit:
+    """split_checked for a shard set (train.data.shards.ShardSet) and the new samples to append.
+
+    The old images' dHashes come from the index (no shard is read); `CheckedSplit.dataset` holds
+    the new samples that may be appended (leaking ones dropped when asked).
+    """
+    from train.splits import make_split, newest_groups
+
+    def extend(new: Dataset):
+        columns = Columns(np.concatenate([shards.labels, new.labels]), np.concatenate([shards.groups, new.groups]),
+                          np.concatenate([shards.sources, new.sources]), np.concatenate([shards.subsets, new.subsets]),
+                          list(shards.class_names), shards.name, dict(shards.info))
+        fresh = newest_groups(columns, previous, fresh_test) if fresh_test else []
+        split = make_split(columns, previous.fractions if previous else (0.7, 0.15, 0.15),
+                           salt=previous.salt if previous else "edgekit", previous=previous, fresh_test=fresh)
+        return columns, split, fresh
+
+    first_new = len(shards)
+    columns, split, fresh = extend(field)
+    hashes = np.concatenate([shards.dhash, dhash(field.images) if len(field) else np.zeros(0, np.uint64)])
+    leaks = check_leaks(columns, split.indices(columns), first_new, threshold, hashes)
+    dropped, checked_columns = 0, columns
+    if leaks.leaks and drop_leaks:
+        dropped = len(leaks.leaking)
+        field = field.subset(np.setdiff1d(np.arange(len(field)), leaks.leaking - first_new))
+        columns, split, fresh = extend(field)
+    return CheckedSplit(field, split, fresh, leaks, dropped, columns, checked_columns)

@@ -6,13 +6,15 @@ import argparse
 from pathlib import Path
 
 NAME = "ingest"
-HELP = "add labeled samples of a pulled sample store to a dataset (.npz) and extend its split file"
+HELP = "add labeled samples of a pulled sample store to a dataset (.npz, or new shards of a shard set) and extend its split file"
 NEEDS: tuple[str, ...] = ()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stores", type=Path, nargs="+", help="host-side sample store(s) with labels.db")
-    parser.add_argument("--into", type=Path, required=True, help="dataset .npz to extend (created if missing)")
+    parser.add_argument("--into", type=Path, required=True,
+                        help="dataset .npz to extend (created if missing), or a shard set folder (new shards are "
+                             "appended; old shards are never rewritten)")
     parser.add_argument("--base", type=Path, help="dataset to start from when --into does not exist yet")
     parser.add_argument("--split", type=Path, help="split file to extend (earlier groups keep their split)")
     parser.add_argument("--split-out", type=Path, help="where to write the new split (default: --split)")
@@ -46,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from train.splits import load_split
 
     spec, labels = _spec_and_classes(args)
+    from train.data.shards import is_shard_set
+
+    if is_shard_set(args.into):
+        return _into_shards(args, spec)
     base_path = args.into if args.into.exists() else args.base
     dataset = Dataset.load(base_path) if base_path else None
     first_new = len(dataset) if dataset is not None else 0
@@ -81,6 +87,64 @@ def run(args: argparse.Namespace) -> int:
         out = args.split_out or args.split
         checked.split.save(out)
         counts = checked.split.counts(dataset)
+        print(f"split {out}: " + ", ".join(f"{k} {sum(v)}" for k, v in counts.items())
+              + (f"; fresh test = sessions {', '.join(checked.fresh)}" if checked.fresh else ""))
+    return 0
+
+
+def _into_shards(args: argparse.Namespace, spec) -> int:
+    """Append the stores' new labeled samples to a shard set as new shards (the leak check reads the
+    index's dHashes, no shard); the split file is extended as for a .npz."""
+    import numpy as np
+
+    from edge.errors import UserError
+    from train.data.dataset import concat
+    from train.data.shards import ShardSet, append_records, records_from_arrays
+    from train.ingest import per_class_session_counts, split_checked_shards, store_dataset
+    from train.labeling.samples import open_samples
+    from train.splits import load_split
+
+    shards = ShardSet.open(args.into)
+    known = set(shards.sources.tolist())
+    fields = []
+    for store in args.stores:
+        field = store_dataset(open_samples(store), spec, shards.class_names)
+        fresh = np.asarray([s not in known for s in field.sources.tolist()], bool)
+        new = field.subset(np.flatnonzero(fresh))
+        known.update(new.sources.tolist())
+        print(f"{store}: {len(field)} labeled samples, {len(new)} new")
+        for session, counts in sorted(per_class_session_counts(field).items()):
+            print(f"  session {session}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        if len(new):
+            fields.append(new)
+    if not fields:
+        print(f"shard set {args.into}: nothing new to add ({len(shards)} samples)")
+        return 0
+    new = concat(fields, name="field") if len(fields) > 1 else fields[0]
+    if new.image_size != shards.image_size:
+        raise UserError(f"field samples are {new.image_size} but the shard set is {shards.image_size}: "
+                        "use the bundle of a model trained on this dataset")
+    checked = None
+    if args.split or args.split_out:
+        previous = load_split(args.split) if args.split and args.split.exists() else None
+        checked = split_checked_shards(shards, new, previous, args.fresh_test, args.drop_leaks, args.leak_threshold)
+        print(checked.leaks.summary())
+        if checked.leaks.leaks:
+            print("\n".join(checked.leaks.examples(checked.leak_columns)))
+            if not checked.dropped:
+                raise UserError(f"{len(checked.leaks.leaking)} new samples are near-copies of images in another "
+                                "split (a leak between train and the held-out sets): nothing was written; drop "
+                                "them with --drop-leaks, or discard them in the labels (`edgekit label serve`)")
+            print(f"dropped {checked.dropped} leaking new samples (--drop-leaks)")
+        new = checked.dataset
+    else:
+        print("leak check skipped: give --split (or --split-out) to check new samples against the splits")
+    added = append_records(args.into, records_from_arrays(new.images, new.labels, new.groups, new.sources, new.subsets))
+    print(f"shard set {args.into}: {len(shards) + added} samples (+{added}), classes {', '.join(shards.class_names)}")
+    if checked is not None:
+        out = args.split_out or args.split
+        checked.split.save(out)
+        counts = checked.split.counts(checked.columns)
         print(f"split {out}: " + ", ".join(f"{k} {sum(v)}" for k, v in counts.items())
               + (f"; fresh test = sessions {', '.join(checked.fresh)}" if checked.fresh else ""))
     return 0

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from train.commands.dataset import load_from_args
-    from train.data import LoadReport, file_sha256
+    from train.data import LoadReport
+    from train.data.refs import fingerprint
     from train.splits import (
         class_weights,
         format_counts,
@@ -61,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     fresh = newest_groups(dataset, previous, args.fresh_test) if args.fresh_test else []
     split = make_split(dataset, parse_fractions(args.fractions), args.salt, args.keep_subsets, previous, fresh,
                        args.method)
-    if Path(args.dataset).suffix == ".npz" and Path(args.dataset).is_file():
-        split.info["dataset_sha256"] = file_sha256(args.dataset)
+    if fingerprint(args.dataset):
+        split.info["dataset_sha256"] = fingerprint(args.dataset)
     indices = split.indices(dataset)
     weights = class_weights(dataset.labels[indices["train"]], len(dataset.class_names))
     split.info["class_weights"] = {dataset.class_names[k]: round(w, 4) for k, w in weights.items()}

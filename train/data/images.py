@@ -172,20 +172,32 @@ def jpeg_damage(data: bytes) -> str | None:
 
 def decode_image(data: bytes, min_size: int) -> np.ndarray | str:
     """Bytes -> RGB uint8 image, or the reason it cannot be used."""
+    return decode_image_keepable(data, min_size)[0]
+
+
+def decode_image_keepable(data: bytes, min_size: int) -> tuple[np.ndarray | str, bool]:
+    """(RGB uint8 image or the reason it cannot be used, whether a shard set may store `data` as it is).
+
+    The bytes are kept only when TensorFlow's decoder gives the same RGB pixels: 8-bit
+    three-channel JPEG (decoded with libjpeg's accurate DCT on both sides) or 8-bit RGB PNG.
+    """
     if not data:
-        return "empty file"
-    if data[:2] == b"\xff\xd8":
+        return "empty file", False
+    is_jpeg = data[:2] == b"\xff\xd8"
+    if is_jpeg:
         damage = jpeg_damage(data)
         if damage:
-            return damage
+            return damage, False
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
-        return "not a readable image (corrupt, truncated or another format)"
+        return "not a readable image (corrupt, truncated or another format)", False
     if min(image.shape[:2]) < min_size:
-        return f"too small ({image.shape[1]}x{image.shape[0]}, need at least {min_size} px a side)"
+        return f"too small ({image.shape[1]}x{image.shape[0]}, need at least {min_size} px a side)", False
     if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
-        return f"unsupported channel count {image.shape[2]}"
-    return to_rgb_uint8(image)
+        return f"unsupported channel count {image.shape[2]}", False
+    rgb8 = image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    png_rgb8 = data[:8] == b"\x89PNG\r\n\x1a\n" and data[24:26] == b"\x08\x02"  # IHDR: depth 8, colour type 2
+    return to_rgb_uint8(image), rgb8 and (is_jpeg or png_rgb8)
 
 
 @contextmanager
@@ -270,24 +282,8 @@ def _spec(image_size: tuple[int, int] | None, resize: str) -> PreprocessSpec | N
     return PreprocessSpec(input_size=image_size, resize=resize) if image_size else None
 
 
-def load_image_folder(root: str | Path, image_size: tuple[int, int] | None = None, group: str | None = None,
-                      resize: str = "stretch", min_size: int = 8, progress: bool = True,
-                      report: LoadReport | None = None) -> Dataset:
-    """Load ROOT/[subset/]CLASS/.../image files into a Dataset.
-
-    Args:
-        root: the folder.
-        image_size: (h, w) to resize to through edge.preprocess; None keeps the
-            (most common) size.
-        group: `level:N` or `regex:PATTERN`, see parse_group_rule; default: each file its own group.
-        resize: "stretch", "center-crop" or "letterbox".
-        min_size: images with a side shorter than this are skipped.
-        report: collects skipped files (a new one is attached to `dataset.info` when None).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"image folder {root} does not exist or is not a folder")
-    report = report if report is not None else LoadReport()
+def folder_entries(root: Path, report: LoadReport, group: str | None) -> tuple[list[Entry], Callable[[str], bytes]]:
+    """The image entries of a folder (sorted) and a function reading one entry's bytes."""
     keys = []
 
     def unreadable(error: OSError) -> None:
@@ -309,6 +305,28 @@ def load_image_folder(root: str | Path, image_size: tuple[int, int] | None = Non
             raise OSError(0, f"larger than {MAX_FILE_BYTES >> 20} MB")
         return path.read_bytes()
 
+    return entries, read
+
+
+def load_image_folder(root: str | Path, image_size: tuple[int, int] | None = None, group: str | None = None,
+                      resize: str = "stretch", min_size: int = 8, progress: bool = True,
+                      report: LoadReport | None = None) -> Dataset:
+    """Load ROOT/[subset/]CLASS/.../image files into a Dataset.
+
+    Args:
+        root: the folder.
+        image_size: (h, w) to resize to through edge.preprocess; None keeps the
+            (most common) size.
+        group: `level:N` or `regex:PATTERN`, see parse_group_rule; default: each file its own group.
+        resize: "stretch", "center-crop" or "letterbox".
+        min_size: images with a side shorter than this are skipped.
+        report: collects skipped files (a new one is attached to `dataset.info` when None).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"image folder {root} does not exist or is not a folder")
+    report = report if report is not None else LoadReport()
+    entries, read = folder_entries(root, report, group)
     results = _decode_all(entries, read, _spec(image_size, resize), min_size, progress, root.name)
     dataset = _assemble(entries, results, report, resize, root.name, str(root))
     dataset.info["load_report"] = report.to_dict()
@@ -328,13 +346,26 @@ def load_zip(path: str | Path, image_size: tuple[int, int] | None = None, group:
         ['test', 'train']
     """
     path = Path(path)
+    report = report if report is not None else LoadReport()
+    entries, read, close = zip_entries(path, report, group)
+    try:
+        results = _decode_all(entries, read, _spec(image_size, resize), min_size, progress, path.name)
+    finally:
+        close()
+    dataset = _assemble(entries, results, report, resize, path.stem, str(path))
+    dataset.info["load_report"] = report.to_dict()
+    return dataset
+
+
+def zip_entries(path: Path, report: LoadReport,
+                group: str | None) -> tuple[list[Entry], Callable[[str], bytes], Callable[[], None]]:
+    """The image entries of a zip archive, a thread-safe reader of one entry, and a close function."""
     if not path.is_file():
         raise UserError(f"zip archive {path} does not exist")
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
         raise UserError(f"{path} is not a readable zip archive ({error}): check the file or download it again") from None
-    report = report if report is not None else LoadReport()
     with archive:
         infos = {info.filename: info for info in archive.infolist() if not info.is_dir()}
     entries = plan_entries(list(infos), report, group, prefix=f"{path.name}:")
@@ -352,11 +383,8 @@ def load_zip(path: str | Path, image_size: tuple[int, int] | None = None, group:
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError) as error:
             raise OSError(0, f"bad zip member ({error})") from None
 
-    try:
-        results = _decode_all(entries, read, _spec(image_size, resize), min_size, progress, path.name)
-    finally:
+    def close() -> None:
         for handle in handles:
             handle.close()
-    dataset = _assemble(entries, results, report, resize, path.stem, str(path))
-    dataset.info["load_report"] = report.to_dict()
-    return dataset
+
+    return entries, read, close

@@ -13,6 +13,7 @@ from edge.sizes import parse_size_hxw
 from train.data.dataset import Dataset
 from train.data.images import load_image_folder, load_zip
 from train.data.report import LoadReport
+from train.data.shards import ShardSet, is_shard_set
 
 SYNTHETIC_DEFAULTS = {"n": "6000", "size": "32x32", "seed": "0", "frames": "20", "conditions": "default"}
 DEFAULT_REF = "synthetic"
@@ -45,11 +46,11 @@ def load_synthetic(options: str = "", image_size: tuple[int, int] | None = None)
 
 def load_dataset(ref: str, image_size: tuple[int, int] | None = None, *, group: str | None = None,
                  resize: str = "stretch", min_size: int = 8, progress: bool = True,
-                 report: LoadReport | None = None) -> Dataset:
+                 report: LoadReport | None = None) -> Dataset | ShardSet:
     """Load a dataset from a reference.
 
     Args:
-        ref: a saved `.npz`; an image folder; a `.zip` of one; `keras:mnist|fashion_mnist|cifar10|cifar100`;
+        ref: a saved `.npz`; a shard set folder (opened through its index, read on demand); an image folder; a `.zip` of one; `keras:mnist|fashion_mnist|cifar10|cifar100`;
             `synthetic[:n=6000,size=32x32,seed=0,frames=20,conditions=default]`.
         image_size: (h, w) to resize to (through edge.preprocess); None keeps the source's size.
         group: for folders/zips, `level:N` or `regex:PATTERN` (see train.data.images.parse_group_rule).
@@ -74,7 +75,13 @@ def load_dataset(ref: str, image_size: tuple[int, int] | None = None, *, group: 
         if not path.exists():
             raise UserError(f"dataset {ref!r} not found: give an image folder, a .zip, a .npz, "
                             "keras:NAME or synthetic[:n=...]")
-        if path.is_dir():
+        if path.is_dir() and is_shard_set(path):
+            dataset = ShardSet.open(path)
+            if image_size and dataset.image_size != tuple(image_size):
+                raise UserError(f"shard set {ref} holds {dataset.image_size[0]}x{dataset.image_size[1]} images, not "
+                                f"{image_size[0]}x{image_size[1]}: rebuild it with --size, or train at its size "
+                                "(--image-size)")
+        elif path.is_dir():
             dataset = load_image_folder(path, image_size, group, resize, min_size, progress, report)
         elif path.suffix.lower() == ".zip":
             dataset = load_zip(path, image_size, group, resize, min_size, progress, report)
@@ -88,3 +95,17 @@ def load_dataset(ref: str, image_size: tuple[int, int] | None = None, *, group: 
             raise UserError(f"cannot load {ref!r}: expected a folder, a .zip or a .npz")
     dataset.info.setdefault("ref", ref)
     return dataset
+
+
+def fingerprint(ref: str | Path) -> str | None:
+    """SHA-256 naming a saved dataset's content: the .npz file's, or a shard set's index (which holds
+    every shard's SHA-256); None for sources that are not saved datasets."""
+    from edge.digest import file_sha256
+    from train.data.shards import INDEX_NAME
+
+    path = Path(str(ref)).expanduser()
+    if path.is_file() and path.suffix.lower() == ".npz":
+        return file_sha256(path)
+    if path.is_dir() and is_shard_set(path):
+        return file_sha256(path / INDEX_NAME)
+    return None
