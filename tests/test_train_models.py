@@ -65,3 +65,73 @@ def test_unknown_preset_or_missing_file(tmp_path):
     broken.write_text("layers = [")
     with pytest.raises(UserError, match="cannot read model spec"):
         load_spec(broken)
+
+
+# A tiny spec whose costs are counted by hand below: 8x8x3 input, 3 classes.
+TINY_LAYERS = [
+    {"type": "conv", "filters": 4, "padding": "same"},  # 8x8 out: 64 * (3*3*3) * 4 = 6,912 MACs
+    {"type": "residual", "filters": 8, "strides": 2},  # 4x4 out: 16*(3*3*4)*8 + 16*(3*3*8)*8 + 16*4*8 (1x1 shortcut)
+    {"type": "conv", "filters": 8, "padding": "same", "separable": True, "batchnorm": True},  # 16*3*3*8 + 16*8*8
+    {"type": "gap"},
+    {"type": "dense", "units": 5},  # 8 * 5
+]
+TINY_MACS = 6_912 + (4_608 + 9_216 + 512) + (1_152 + 1_024) + 40 + 5 * 3
+
+
+def _tiny() -> ModelSpec:
+    return ModelSpec.from_dict({"name": "tiny", "input_shape": [8, 8, 3], "layers": TINY_LAYERS})
+
+
+def test_macs_match_a_hand_count_and_params_match_keras():
+    from train.models.params import cost
+
+    spec = _tiny()
+    assert cost(spec, 3).macs == TINY_MACS
+    assert cost(spec, 3).params == build_model(spec, 3).count_params()
+    # the hand count is not vacuous: a wider classifier changes it by exactly its weights
+    assert cost(spec, 4).macs == TINY_MACS + 5
+
+
+def test_residual_block_adds_its_input_and_projects_when_the_shape_changes():
+    model = build_model(_tiny(), 3)
+    adds = [layer for layer in model.layers if type(layer).__name__ == "Add"]
+    assert len(adds) == 1
+    shortcut_inputs = {tuple(t.shape[1:]) for t in adds[0].input}
+    assert shortcut_inputs == {(4, 4, 8)}
+    same = ModelSpec.from_dict({"name": "same", "input_shape": [8, 8, 3], "layers": [
+        {"type": "conv", "filters": 8, "padding": "same"}, {"type": "residual", "filters": 8}, {"type": "gap"}]})
+    kinds = [type(layer).__name__ for layer in build_model(same, 3).layers]
+    assert kinds.count("Conv2D") == 3  # stem + two in the block: no projection when the shape is kept
+
+
+@pytest.mark.slow
+def test_int8_size_is_the_converted_models_tensor_data():
+    """The int8 size `edgekit presets` prints is within 2% of a real int8 conversion's tensor data
+    (the converter shares identical constant buffers and adds a few shape constants)."""
+    import numpy as np
+
+    from convert.tflite import check_full_integer, convert_keras, size_breakdown
+    from train.models.params import cost
+
+    for name in ("car-resnet8", "car-small"):
+        spec = load_spec(name, input_shape=(16, 16, 3))
+        model = build_model(spec)
+        rng = np.random.default_rng(0)  # trained-like biases: untrained ones are all zero and shared
+        model.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) if w.ndim == 1 else w
+                           for w in model.get_weights()])
+        flatbuffer = convert_keras(model, "int8", rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8))
+        check_full_integer(flatbuffer)  # every op runs in int8 (conv, depthwise, add, mean, dense)
+        actual = size_breakdown(flatbuffer)["tensor_data"]
+        assert abs(cost(spec).int8_bytes - actual) <= 0.02 * actual, (name, cost(spec).int8_bytes, actual)
+
+
+def test_presets_table_shows_macs_and_int8_size(capsys):
+    import argparse
+
+    from train.commands import presets
+
+    presets.run(argparse.Namespace(names=["baseline"], summary=False, classes=10, input_shape="32x32x3"))
+    row = capsys.readouterr().out.splitlines()[1].split()
+    # baseline by hand: conv 30*30*(3*3*3)*8 + dense 1,800*256 + classifier 256*10
+    assert row[:4] == ["baseline", "463,850", "463,850", f"{30 * 30 * 27 * 8 + 1800 * 256 + 2560:,}"]
+    assert row[4] == "464.7"  # weights 463,576 bytes + int32 biases (8 + 256 + 10) * 4

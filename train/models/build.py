@@ -11,7 +11,7 @@ from train.models.spec import ModelSpec
 _BASE_NAMES = {"conv": "conv2d", "sepconv": "separable_conv2d", "maxpool": "max_pooling2d",
                "avgpool": "average_pooling2d", "flatten": "flatten", "gap": "global_average_pooling2d",
                "dense": "dense", "dropout": "dropout", "batchnorm": "batch_normalization",
-               "activation": "activation"}
+               "activation": "activation", "add": "add"}
 
 
 def build_model(spec: ModelSpec, num_classes: int = 10, bn_momentum: float | None = None) -> Any:
@@ -50,6 +50,8 @@ def build_model(spec: ModelSpec, num_classes: int = 10, bn_momentum: float | Non
             if bn:
                 x = layers.BatchNormalization(name=name("batchnorm"), **bn_options)(x)
                 x = layers.Activation(layer["activation"], name=name("activation"))(x)
+        elif kind == "residual":
+            x = _residual(x, layer, name, bn_options)
         elif kind in ("maxpool", "avgpool"):
             pool_cls = layers.MaxPooling2D if kind == "maxpool" else layers.AveragePooling2D
             x = pool_cls(layer["pool"], strides=layer["strides"], padding=layer["padding"],
@@ -74,6 +76,27 @@ def build_model(spec: ModelSpec, num_classes: int = 10, bn_momentum: float | Non
     x = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("softmax", name="softmax")(x)
     return keras.Model(inputs, outputs, name=spec.name.replace(" ", "_"))
+
+
+def _residual(x: Any, layer: dict[str, Any], name: Any, bn_options: dict[str, float]) -> Any:
+    """A ResNet basic block (see train.models.spec): every op an int8 XNNPACK kernel (conv, add)."""
+    from keras import layers
+
+    filters, strides, act = layer["filters"], layer["strides"], layer["activation"]
+
+    def conv(y: Any, size: int, stride: int) -> Any:
+        if layer["separable"] and size > 1:
+            y = layers.SeparableConv2D(filters, size, strides=stride, padding="same", use_bias=False,
+                                       name=name("sepconv"))(y)
+        else:
+            y = layers.Conv2D(filters, size, strides=stride, padding="same", use_bias=False, name=name("conv"))(y)
+        return layers.BatchNormalization(name=name("batchnorm"), **bn_options)(y)
+
+    y = layers.Activation(act, name=name("activation"))(conv(x, 3, strides))
+    y = conv(y, 3, 1)
+    shortcut = x if strides == 1 and int(x.shape[-1]) == filters else conv(x, 1, strides)
+    y = layers.Add(name=name("add"))([y, shortcut])
+    return layers.Activation(act, name=name("activation"))(y)
 
 
 def count_params(spec: ModelSpec, num_classes: int = 10) -> int:

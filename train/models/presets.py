@@ -64,9 +64,23 @@ PRESETS: dict[str, dict[str, Any]] = {
                    "lr_schedule": "onecycle", "label_smoothing": 0.1, "weight_decay": 0.0,
                    "augment": None, "bn_momentum": None, "class_weights": None},
     },
+    "car-resnet8": {
+        "description": "MLPerf Tiny's ResNet-8 shape (issue 17): conv 16, residual blocks 16/32/64, global pool",
+        "layers": [
+            _bn_conv(16),
+            {"type": "residual", "filters": 16},
+            {"type": "residual", "filters": 32, "strides": 2},
+            {"type": "residual", "filters": 64, "strides": 2},
+            {"type": "gap"},
+        ],
+        "recipe": {"epochs": None, "batch_size": None, "optimizer": "adam", "learning_rate": None,
+                   "lr_schedule": "onecycle", "label_smoothing": 0.1, "weight_decay": 0.0,
+                   "augment": None, "bn_momentum": None, "class_weights": None},
+    },
 }
 
-CHAPTER_PRESETS = [name for name in PRESETS if name != "car-small"]
+CAR_PRESETS = ("car-small", "car-resnet8")
+CHAPTER_PRESETS = [name for name in PRESETS if name not in CAR_PRESETS]
 
 # The totals the chapter prints for each variant (32x32x3 input, 10 classes).
 CHAPTER_PARAMS = {

@@ -33,6 +33,9 @@ PADDINGS = ("valid", "same")
 LAYER_KEYS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "conv": (("filters",), {"kernel": 3, "strides": 1, "padding": "valid", "activation": "relu",
                             "separable": False, "batchnorm": False}),
+    # a ResNet basic block: conv 3x3 (strides) - BN - act - conv 3x3 - BN, plus the input (through a
+    # 1x1 conv + BN when the shape changes), then act; 'same' padding throughout
+    "residual": (("filters",), {"strides": 1, "activation": "relu", "separable": False}),
     "maxpool": ((), {"pool": 2, "strides": None, "padding": "valid"}),
     "avgpool": ((), {"pool": 2, "strides": None, "padding": "valid"}),
     "flatten": ((), {}),
@@ -153,6 +156,9 @@ def _next_shape(shape: tuple[int, ...], layer: dict[str, Any]) -> tuple[int, ...
     if len(shape) != 3:
         raise UserError(f"layer type {kind!r} needs an image-shaped input, got shape {list(shape)}")
     height, width, channels = shape
+    if kind == "residual":
+        s = layer["strides"]
+        return (_conv_size(height, 3, s, "same"), _conv_size(width, 3, s, "same"), layer["filters"])
     if kind == "conv":
         k, s, p = layer["kernel"], layer["strides"], layer["padding"]
         return (_conv_size(height, k, s, p), _conv_size(width, k, s, p), layer["filters"])

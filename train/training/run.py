@@ -354,7 +354,7 @@ def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: 
     import keras
     import tensorflow as tf
 
-    from train.data import file_sha256
+    from train.data.refs import fingerprint
 
     (out / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
     (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
@@ -377,7 +377,7 @@ def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: 
     labels = np.asarray(dataset.labels)
     run = {
         "dataset": config.dataset,
-        "dataset_sha256": file_sha256(ref_path) if ref_path and ref_path.is_file() else None,
+        "dataset_sha256": fingerprint(ref_path) if ref_path else None,  # a shard set: its index's
         **split_info,
         "split_sizes": {k: int(len(v)) for k, v in indices.items()},
         "class_names": class_names,
