@@ -41,6 +41,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                        help="weight classes by inverse frequency (default: off, or the preset's recipe)")
     group.add_argument("--bn-momentum", type=float,
                        help="BatchNorm momentum (default: Keras' 0.99; the car default uses 0.9)")
+    group.add_argument("--time-budget", type=float, metavar="MINUTES",
+                       help="train for this many minutes: epochs and the --lr-schedule are sized to the measured "
+                            "epoch time, the best checkpoint is kept (run folder: budget.json)")
     group.add_argument("--patience", type=int, help="early stopping: epochs without val-loss improvement")
     group.add_argument("--no-restore-best", dest="restore_best", action="store_false",
                        help="with early stopping, keep the last weights in memory instead of the best")
@@ -70,6 +73,6 @@ def config_kwargs(args: argparse.Namespace, model: str) -> dict[str, Any]:
     if values["epochs"] is not None and values["epochs"] < 1:
         raise UserError("--epochs must be >= 1")
     return dict(dataset=args.dataset, model=model, split_file=args.split_file, validation=args.validation,
-                image_size=args.image_size, patience=args.patience,
+                image_size=args.image_size, patience=args.patience, time_budget=getattr(args, "time_budget", None),
                 restore_best=args.restore_best, seed=args.seed, strategy=args.strategy, limit=args.limit,
                 deterministic=args.deterministic, verbose=0 if args.quiet else 1, **values)

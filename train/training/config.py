@@ -35,6 +35,8 @@ class TrainConfig:
         Open fields (None) of batch_size, epochs, learning_rate, bn_momentum, class_weights and
         augment are sized from the training split by train.training.recipe (the car default).
         limit: use at most this many training and validation samples (quick tries, benchmarks).
+        time_budget: minutes for fit(): epochs and the learning-rate schedule are sized to the
+            measured epoch time (train.training.time_budget); `epochs` is then only the first guess.
 
     Example:
         >>> TrainConfig(dataset="synthetic:n=200", model="baseline", epochs=1).to_dict()["epochs"]
@@ -65,6 +67,7 @@ class TrainConfig:
     deterministic: bool = True
     limit: int | None = None
     verbose: int = 1
+    time_budget: float | None = None
 
     def __post_init__(self) -> None:
         if self.image_size is not None:
@@ -84,6 +87,8 @@ class TrainConfig:
             raise UserError(f"class weights must be on, off or 'sqrt', got {self.class_weights!r}")
         if self.bn_momentum is not None and not 0 <= self.bn_momentum < 1:
             raise UserError(f"BatchNorm momentum must be in [0, 1), got {self.bn_momentum}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise UserError(f"--time-budget must be > 0 minutes, got {self.time_budget}")
         if self.patience is not None and self.patience < 1:
             raise UserError(f"early-stopping patience must be >= 1, got {self.patience}")
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from train.training.callbacks import EpochRecorder
 
 log = logging.getLogger(__name__)
+MAX_BUDGET_EPOCHS = 10_000  # --time-budget: the budget, not an epoch count, ends training
 
 
 def make_strategy(name: str) -> Any:
@@ -127,9 +128,11 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int) -> Any:
 
     lr: Any = config.learning_rate
     total = max(1, steps_per_epoch * config.epochs)
-    if config.lr_schedule == "cosine":
+    # under --time-budget, train.training.time_budget.TimeBudget sets the rate every step
+    schedule = "constant" if config.time_budget else config.lr_schedule
+    if schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total, alpha=0.01)
-    elif config.lr_schedule == "onecycle":  # linear warm-up for 30% of the steps, then cosine to ~0
+    elif schedule == "onecycle":  # linear warm-up for 30% of the steps, then cosine to ~0
         warmup = max(1, int(0.3 * total))
         lr = keras.optimizers.schedules.CosineDecay(
             config.learning_rate / 25, decay_steps=max(1, total - warmup), alpha=1e-3,
@@ -225,9 +228,12 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
         model_path.unlink()  # never leave an older run's model next to this run's history
     if config.strategy == "multi-worker":
         prepare_multi_worker(model, strategy, train_ds)
+    budget = _time_budget(config, steps)
     recorder, status, message, training_time = _fit(config, strategy, model, train_ds, val_ds, model_path,
-                                                    list(callbacks or []))
+                                                    list(callbacks or []) + ([budget] if budget else []))
     history = recorder.history
+    if budget and status == "early-stopped" and len(history.get("loss", [])) >= budget.planned_epochs:
+        status = "completed"  # the budget's last planned epoch, not early stopping
     summary = _summary(config, model, history, training_time, status, steps, len(class_names))
     if chief and status != "interrupted" and model_path.exists():
         summary.update(_best_model_checks(config, model_path, images, labels, indices, class_names, summary))
@@ -235,7 +241,7 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
 
     if chief:
         _write_run_folder(out, config, spec, history, summary, dataset, class_names, split_info, indices,
-                          recipe_record)
+                          recipe_record, budget.plan if budget else None)
         if config.verbose:
             print(summary_block(summary))
             print(run_report(summary))
@@ -246,6 +252,16 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
 
         shutil.rmtree(out, ignore_errors=True)
     return RunResult(out=out, status=status, summary=summary, history=history, message=message)
+
+
+def _time_budget(config: TrainConfig, steps: int) -> Any:
+    """The TimeBudget callback of a --time-budget run (else None); it sizes epochs and the schedule."""
+    if not config.time_budget:
+        return None
+    from train.training.time_budget import TimeBudget  # imports Keras
+
+    return TimeBudget(config.time_budget, config.learning_rate, steps, config.lr_schedule,
+                      first_guess_epochs=config.epochs or 15)
 
 
 def _load_images(config: TrainConfig, spec: ModelSpec, dataset: Any) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -302,7 +318,8 @@ def _fit(config: TrainConfig, strategy: Any, model: Any, train_ds: Any, val_ds: 
     start = time.perf_counter()
     try:
         with strategy.scope():
-            model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=fit_callbacks,
+            model.fit(train_ds, validation_data=val_ds, epochs=MAX_BUDGET_EPOCHS if config.time_budget else config.epochs,
+                      callbacks=fit_callbacks,
                       shuffle=False, verbose=keras_verbosity(config.verbose))
     except KeyboardInterrupt:
         status = "interrupted"
@@ -350,7 +367,7 @@ def _best_model_checks(config: TrainConfig, model_path: Path, images: np.ndarray
 def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: dict[str, list[float]],
                       summary: dict[str, Any], dataset: Any, class_names: list[str],
                       split_info: dict[str, Any], indices: dict[str, np.ndarray],
-                      recipe_record: dict[str, Any]) -> None:
+                      recipe_record: dict[str, Any], budget: dict[str, Any] | None = None) -> None:
     import keras
     import tensorflow as tf
 
@@ -388,6 +405,7 @@ def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: 
         "preset": config.model if config.model in PRESETS and not config.init_model else None,
         "seed": config.seed, "epochs": config.epochs, "batch_size": config.batch_size,
         "recipe": recipe_record,
+        "budget": budget,
         "parent_model": config.init_model,
         "status": summary["status"],
         "config": config.to_dict(),
@@ -396,3 +414,5 @@ def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: 
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    if budget:
+        (out / "budget.json").write_text(json.dumps(budget, indent=2) + "\n")
