@@ -1,7 +1,11 @@
-"""`make bench-train`: the chapter's (docs/training.md#the-chapter) CIFAR-10 table, edgekit's car default, augmentation overhead.
+"""`make bench-train`: the chapter's (docs/training.md#the-chapter) CIFAR-10 table, edgekit's car default,
+augmentation overhead, and the cost figures of issue 17 (bench/train_cost.py): a time-budgeted
+car-resnet8 run, epoch time split into input pipeline and compute, int8 latency per preset,
+accuracy vs MACs (bench/results/pictures/accuracy-vs-macs.png).
 
     python -m bench.training                             # everything (hours on 2 cores)
     python -m bench.training --presets baseline --seeds 1 --limit 2000 --no-car --no-overhead
+    python -m bench.training --no-table --no-car --no-overhead --no-budget-run   # cost figures only
 
 Chapter settings: the archive's test split validates (as the chapter does), 5 epochs, batch 32,
 Adam (lr 0.001), seeds 1-3. Each (preset, seed) run folder lands in runs/bench-train-cifar10/
@@ -55,11 +59,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="measure the augmentation overhead")
     parser.add_argument("--overhead-limit", type=int, default=50000,
                         help="training images in the overhead runs (default 50000: all of CIFAR-10's)")
+    parser.add_argument("--budget", type=float, default=60.0,
+                        help="minutes for the time-budgeted car-resnet8 run (default 60, issue 17)")
+    parser.add_argument("--budget-run", action=argparse.BooleanOptionalAction, default=True,
+                        help="train car-resnet8 with --time-budget (reused when finished) and evaluate it in int8")
+    parser.add_argument("--split-time", action=argparse.BooleanOptionalAction, default=True,
+                        help="time an epoch's input pipeline against its compute")
+    parser.add_argument("--split-images", type=int, default=10_000, help="training images timed (default 10000)")
+    parser.add_argument("--latency", action=argparse.BooleanOptionalAction, default=True,
+                        help="int8 interpreter latency of every preset (against the baseline preset)")
     parser.add_argument("--runs", default=str(RUNS), help="folder for the run folders")
     parser.add_argument("--results", default=str(RESULTS), help="folder for train-cifar10.md/.json")
     args = parser.parse_args(argv)
-    if not (args.table or args.car or args.overhead):
-        raise UserError("nothing to run: drop one of --no-table, --no-car, --no-overhead")
+    if not (args.table or args.car or args.overhead or args.budget_run or args.split_time or args.latency):
+        raise UserError("nothing to run: drop one of --no-table, --no-car, --no-overhead, --no-budget-run, "
+                        "--no-split-time, --no-latency")
     unknown = [p for p in args.presets if p not in CHAPTER_PRESETS]
     if unknown:
         raise UserError(f"unknown preset(s) {unknown}: choose from {', '.join(CHAPTER_PRESETS)}")
@@ -108,6 +122,22 @@ def car_default(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
             "epochs": summary["epochs_run"], "wall_time_s": summary["training_time_s"], "run": str(out)}  # shown() when written
 
 
+def budget_run(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
+    """car-resnet8 trained from scratch with --time-budget (its recipe, sized from the data), then
+    evaluated in float and int8 (bench.train_cost.evaluate_budget_run); a finished run is reused."""
+    from bench.train_cost import BUDGET_PRESET, evaluate_budget_run
+    from train.models import PRESETS
+    from train.training import TrainConfig, train
+    from train.training.sweep import finished_summary
+
+    out = Path(args.runs) / (f"{BUDGET_PRESET}-budget{args.budget:g}" + (f"-limit{args.limit}" if args.limit else ""))
+    if finished_summary(out) is None or not (out / "budget.json").is_file():
+        recipe = dict(PRESETS[BUDGET_PRESET]["recipe"])
+        train(TrainConfig(dataset=args.dataset, model=BUDGET_PRESET, out=str(out), limit=args.limit, seed=1,
+                          verbose=2, time_budget=args.budget, **recipe), dataset=dataset)
+    return evaluate_budget_run(out, dataset)
+
+
 def augmentation_overhead(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
     """The same short run without and with augmentation, in this process.
 
@@ -152,13 +182,34 @@ def augmentation_overhead(args: argparse.Namespace, dataset: Any) -> dict[str, A
                                  "ratio": statistics.median(times[name]) / plain} for name in OVERHEAD_AUGMENTS}}
 
 
+def _earlier(results_dir: Path) -> dict[str, Any]:
+    """The last invocation's JSON: parts this invocation did not run are kept from it (and say so)."""
+    path = results_dir / "train-cifar10.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return {}
+
+
 def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], car: dict[str, Any] | None,
-                 overhead: dict[str, Any] | None, wall_s: float) -> Path:
+                 overhead: dict[str, Any] | None, wall_s: float, cost: dict[str, Any] | None = None) -> Path:
     from train.models import CHAPTER_PARAMS, CHAPTER_RESULTS
     from train.training.stats import aggregate, fmt
 
     results_dir = Path(args.results)
     results_dir.mkdir(parents=True, exist_ok=True)
+    earlier = _earlier(results_dir)
+    kept = [title for value, key, title in ((results, "runs", "chapter table"), (car, "car_default", "car default"),
+                                            (overhead, "augmentation_overhead", "augmentation overhead"))
+            if not value and earlier.get(key)]
+    results = results or earlier.get("runs") or {}
+    car = car or earlier.get("car_default")
+    overhead = overhead or earlier.get("augmentation_overhead")
+    cost = dict(cost or {})
+    for key, title in (("budget_run", "budget run"), ("time_split", "time split"), ("int8_latency", "int8 latency")):
+        if not cost.get(key) and (earlier.get("cost") or {}).get(key):
+            cost[key] = earlier["cost"][key]
+            kept.append(title)
     lines = ["# Training benchmark: the chapter's CIFAR-10 table", "",
              f"CIFAR-10 from `{Path(args.dataset).name}`; validation = the archive's test split (as the chapter); "
              f"{args.epochs} epochs, batch {args.batch_size}, Adam lr 0.001; seeds {args.seeds}"
@@ -167,6 +218,7 @@ def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any
              f"this invocation took {wall_s / 60:.1f} min (runs reused from earlier invocations not counted); "
              f"1/5/15-min load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}. "
              f"Training time of all runs in this report: {_total_training_min(results, car):.0f} min.", "",
+             *([f"Kept from an earlier invocation (not rerun in this one): {', '.join(kept)}.", ""] if kept else []),
              "Each cell: edgekit mean ± std over seeds / the chapter's single run.", "",
              "| preset | params (edgekit / chapter) | " + " | ".join(title for _, title, _ in FIGURES) + " |",
              "|---|---|" + "---|" * len(FIGURES)]
@@ -191,16 +243,19 @@ def write_report(args: argparse.Namespace, results: dict[str, list[dict[str, Any
                   f"- run folder: `{shown(car['run'])}`", ""]
     if overhead:
         lines += overhead_lines(overhead)
-        overhead_path = write_overhead(args, overhead, results_dir)
-        if not results and not car:  # keep the chapter table of an earlier invocation
-            return overhead_path
+        if "augmentation overhead" not in kept:
+            write_overhead(args, overhead, results_dir)
+    if cost:
+        from bench.train_cost_report import cost_lines
+
+        lines += cost_lines(cost, results, car, results_dir)
     path = results_dir / "train-cifar10.md"
     path.write_text("\n".join(lines) + "\n")
     (results_dir / "train-cifar10.json").write_text(json.dumps(
         {"settings": {k: shown(v) if k in ("dataset", "runs", "results") and v else v for k, v in vars(args).items()},
          "runs": {k: [{**r, "run": shown(r["run"])} if r.get("run") else r for r in rows] for k, rows in results.items()},
          "car_default": car and {**car, "run": shown(car["run"])},
-         "augmentation_overhead": overhead, "wall_time_s": wall_s}, indent=2, default=str) + "\n")
+         "augmentation_overhead": overhead, "cost": cost, "wall_time_s": wall_s}, indent=2, default=str) + "\n")
     return path
 
 
@@ -240,6 +295,21 @@ def write_overhead(args: argparse.Namespace, overhead: dict[str, Any], results_d
     return path
 
 
+def issue17_costs(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
+    """The figures of issue 17 this invocation runs (bench/train_cost.py)."""
+    from bench.train_cost import int8_latency, time_split
+    from train.models import PRESETS
+
+    cost: dict[str, Any] = {}
+    if args.budget_run:
+        cost["budget_run"] = budget_run(args, dataset)
+    if args.split_time:
+        cost["time_split"] = time_split(dataset, images=args.split_images)
+    if args.latency:
+        cost["int8_latency"] = int8_latency(list(PRESETS))
+    return cost
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -253,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         results = chapter_table(args, dataset) if args.table else {}
         overhead = augmentation_overhead(args, dataset) if args.overhead else None
         car = car_default(args, dataset) if args.car else None
-        path = write_report(args, results, car, overhead, time.perf_counter() - start)
+        cost = issue17_costs(args, dataset)
+        path = write_report(args, results, car, overhead, time.perf_counter() - start, cost)
     except UserError as error:
         print(f"bench-train: error: {error}", file=sys.stderr)
         return 1
