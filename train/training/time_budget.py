@@ -4,7 +4,8 @@ A Keras callback, in the style of keras/src/callbacks/early_stopping.py. It time
 (training and validation together), and after each one plans how many epochs fit in what is left
 of the budget (at the mean time of the epochs since the first, which also traces the graph; after
 the first epoch, at the first epoch's time). Each plan also keeps the epoch's validation accuracy
-against the wall time: the accuracy reached at 15, 30 or 60 minutes. The learning rate follows one-cycle (linear warm-up
+against the wall time (the accuracy reached at 15, 30 or 60 minutes) and the machine's 1-minute load
+average, which says how much of the CPU the run had. The learning rate follows one-cycle (linear warm-up
 over the first 30% of the planned steps, then cosine to ~0) or cosine over the *planned* steps, so
 it ends near zero on time even when the machine slows down or speeds up: each re-plan resizes the
 rest of the schedule. Training stops after the last planned epoch. The best checkpoint is the run's
@@ -16,6 +17,7 @@ usual BestCheckpoint (train.training.callbacks).
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -108,7 +110,8 @@ class TimeBudget(keras.callbacks.Callback):
         self.planned_epochs = max(1, epochs_that_fit(self.budget_s, now - self.start, done, epoch_s))
         self.plans.append({"after_epoch": done, "elapsed_s": round(now - self.start, 2),
                            "epoch_s": round(epoch_s, 2), "planned_epochs": self.planned_epochs,
-                           "val_accuracy": _number((logs or {}).get("val_accuracy"))})
+                           "val_accuracy": _number((logs or {}).get("val_accuracy")),
+                           "load_1min": round(os.getloadavg()[0], 2)})  # a shared machine's slowdown, shown
         if done >= self.planned_epochs:
             self.model.stop_training = True
 
