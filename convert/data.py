@@ -20,6 +20,8 @@ import numpy as np
 from edge.errors import UserError
 from edge.preprocess import PreprocessSpec, preprocess_batch
 
+STREAM_BATCH = 512  # a shard set's split is read and preprocessed this many images at a time
+
 
 def _load_dataset(ref: str) -> Any:
     from train.data import load_dataset
@@ -40,6 +42,37 @@ def _split_indices(dataset: Any, split_file: Path | None) -> dict[str, np.ndarra
     raise UserError("no split file and the dataset has no train/val/test subsets: pass --split-file")
 
 
+class SplitImages:
+    """A shard set's split as model inputs, streamed: iterating, slicing and `len` work as on the array
+    it stands for (read and preprocessed STREAM_BATCH images at a time); `x[int_array]` is another
+    SplitImages; `np.asarray(x)` loads it all."""
+
+    def __init__(self, images: Any, spec: PreprocessSpec) -> None:
+        self._images, self._spec = images, spec  # images: train.data.shards.ShardImages
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self._images), *self._spec.input_shape)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            return preprocess_batch(self._images[key], self._spec)
+        if isinstance(key, (int, np.integer)):
+            return self[int(key):int(key) + 1][0]
+        return SplitImages(self._images[key], self._spec)
+
+    def __iter__(self) -> Any:
+        for start in range(0, len(self), STREAM_BATCH):
+            yield from self[start:start + STREAM_BATCH]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = preprocess_batch(np.asarray(self._images), self._spec)
+        return array if dtype is None else array.astype(dtype)
+
+
 @dataclass
 class SplitData:
     """A dataset with its split indices; images are preprocessed on request."""
@@ -57,12 +90,18 @@ class SplitData:
     def labels(self, split: str) -> np.ndarray:
         return np.asarray(self.dataset.labels)[self._idx(split)].astype(np.int64)
 
-    def images(self, split: str, spec: PreprocessSpec, subset: np.ndarray | None = None) -> np.ndarray:
-        """Model inputs of a split (optionally positions `subset` within it), through edge.preprocess."""
+    def images(self, split: str, spec: PreprocessSpec, subset: np.ndarray | None = None) -> np.ndarray | SplitImages:
+        """Model inputs of a split (optionally positions `subset` within it), through edge.preprocess.
+
+        A shard set's split is not loaded: a SplitImages reads and preprocesses it a batch at a time.
+        """
         idx = self._idx(split)
         if subset is not None:
             idx = idx[subset]
-        return preprocess_batch(np.asarray(self.dataset.images)[idx], spec)
+        images = self.dataset.images
+        if isinstance(images, np.ndarray):
+            return preprocess_batch(images[idx], spec)
+        return SplitImages(images[idx], spec)
 
     def distribution(self, split: str = "train") -> dict[str, float]:
         """Class -> fraction of the split (the manifest's training_distribution)."""

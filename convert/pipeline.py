@@ -175,7 +175,7 @@ def _golden_pool(options: ConvertOptions, spec: PreprocessSpec, eval_images: np.
     if len(pool.images) > GOLDEN_POOL:
         keep = np.sort(rng.choice(len(pool.images), GOLDEN_POOL, replace=False))
         pool = GoldenPool(pool.images[keep], None if pool.labels is None else pool.labels[keep], pool.source)
-    return pool
+    return GoldenPool(np.asarray(pool.images), pool.labels, pool.source)  # a streamed split: these are loaded
 
 
 def choose_golden(tflite: TFLiteModel, pool: GoldenPool, count: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -287,7 +287,7 @@ def _representative_set(options: ConvertOptions, data: SplitData | None, spec: P
         return None
     assert data is not None
     positions = representative_positions(data.labels("train"), options.rep_size, n_classes, options.seed)
-    return data.images("train", spec, positions), data.labels("train")[positions]
+    return np.asarray(data.images("train", spec, positions)), data.labels("train")[positions]  # read from shards
 
 
 def _evaluation_set(options: ConvertOptions, data: SplitData | None, spec: PreprocessSpec,

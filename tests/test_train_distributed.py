@@ -51,3 +51,37 @@ def test_two_workers_on_localhost_train_one_epoch(tmp_path):
     assert len(history["loss"]) == 1
     # both workers report the same (all-reduced) figures
     assert outputs[0][0].split("Min Loss:")[1].split()[0] == outputs[1][0].split("Min Loss:")[1].split()[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("records_per_shard", [8, 64])  # 8 files: workers share files; 1 file: they share records
+def test_two_workers_train_on_a_shard_set(tmp_path, records_per_shard):
+    from train.data.shards import write_dataset
+
+    write_dataset(tiny_dataset(n=64), tmp_path / "tiny.shards", records_per_shard=records_per_shard)
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_SPEC))
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+               "TF_CPP_MIN_LOG_LEVEL": "2"}
+        command = [sys.executable, "-m", "edge.cli", "train", str(tmp_path / "tiny.shards"), "--model",
+                   str(tmp_path / "tiny.json"), "--epochs", "2", "--batch-size", "8", "--quiet",
+                   "--strategy", "multi-worker", "--out", str(tmp_path / f"run-{index}"), "--verbose"]
+        workers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True))
+    outputs = []
+    for worker in workers:
+        try:
+            outputs.append(worker.communicate(timeout=240))
+        finally:
+            worker.kill()
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr[-3000:]
+    assert "num_workers = 2" in outputs[0][1]
+    chief = tmp_path / "run-0"
+    assert (chief / "model.keras").exists() and (chief / "summary.json").exists()
+    assert not (tmp_path / "run-1").exists()  # only the chief writes the run folder
+    run = json.loads((chief / "run.json").read_text())
+    assert run["dataset_sha256"] and len(json.loads((chief / "history.json").read_text())["loss"]) == 2
+    assert outputs[0][0].split("Min Loss:")[1].split()[0] == outputs[1][0].split("Min Loss:")[1].split()[0]

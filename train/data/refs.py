@@ -98,13 +98,13 @@ def load_dataset(ref: str, image_size: tuple[int, int] | None = None, *, group: 
 
 
 def fingerprint(ref: str | Path) -> str | None:
-    """SHA-256 naming a saved dataset's content: the .npz file's, or a shard set's index (which holds
-    every shard's SHA-256); None for sources that are not saved datasets."""
+    """SHA-256 naming a dataset's content: a file's (.npz, .zip), or a shard set's index (which holds
+    every shard's SHA-256); None for other sources (folders, keras:, synthetic)."""
     from edge.digest import file_sha256
     from train.data.shards import INDEX_NAME
 
     path = Path(str(ref)).expanduser()
-    if path.is_file() and path.suffix.lower() == ".npz":
+    if path.is_file():
         return file_sha256(path)
     if path.is_dir() and is_shard_set(path):
         return file_sha256(path / INDEX_NAME)

@@ -478,7 +478,7 @@ class ShardSet:
             hi = np.searchsorted(sorted_wanted, shard.first_index + shard.records)
             mine = sorted_wanted[lo:hi]
             skip, take = int(mine[0] - shard.first_index), int(mine[-1] - mine[0] + 1)
-            records = tf.data.TFRecordDataset(str(shard.path)).skip(skip).take(take)
+            records = tf.data.TFRecordDataset(str(shard.path), buffer_size=256 << 10).skip(skip).take(take)
             ds = records.map(parse_record, num_parallel_calls=tf.data.AUTOTUNE).batch(256)
             position = int(mine[0])
             block: dict[int, np.ndarray] = {}
@@ -505,6 +505,15 @@ class ShardImages:
 
     def __init__(self, shards: ShardSet, indices: np.ndarray) -> None:
         self._shards, self._indices = shards, np.asarray(indices, np.int64)
+
+    @property
+    def shard_set(self) -> ShardSet:
+        return self._shards
+
+    @property
+    def indices(self) -> np.ndarray:
+        """The record numbers this view stands for."""
+        return self._indices
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
