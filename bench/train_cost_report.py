@@ -55,8 +55,18 @@ def _budget_lines(run: dict[str, Any]) -> list[str]:
         f"int8 {_pct(run['int8_test_accuracy'])} on {run['int8_backend']}; the same int8 model on TensorFlow's "
         f"interpreter {_pct(run['int8_host_tf_accuracy'])}, top-1 agreement {_pct(run['int8_interpreters_agree'])} "
         f"({run['test_images']:,} images; calibrated on {run['calibration_images']} training images)",
+        *_load_line(budget["plans"]),
         f"- goal: >= 85% int8 within {budget['budget_min']:g} min -> **{'met' if met else 'NOT met'}**",
         f"- run folder: `{run['run']}` (budget.json, model-int8.tflite)", ""]
+
+
+def _load_line(plans: list[dict[str, Any]]) -> list[str]:
+    loads = [p["load_1min"] for p in plans if p.get("load_1min") is not None]
+    if not loads:
+        return []
+    return [f"- machine load during the run (1-min load average at each epoch's end, 2 cores): "
+            f"{min(loads):.1f}-{max(loads):.1f}, median {statistics.median(loads):.1f}; above 2 the run shared "
+            "the CPU, so its time figures are pessimistic for a machine of its own"]
 
 
 def _split_lines(split: dict[str, Any]) -> list[str]:
