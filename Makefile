@@ -11,7 +11,7 @@ PI_VENV := .venv-pi214
 PI_STAMP := $(PI_VENV)/.installed-pi
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: demo test test-car lint env device-env pi-env car-rootfs car-rootfs-for-tests browser ssh-car bench-data bench-train bench-convert bench-edge bench-faults bench-small clean
+.PHONY: demo test test-car lint env device-env pi-env car-rootfs car-rootfs-for-tests browser ssh-car bench-data bench-train bench-convert bench-edge bench-faults bench-small bench-scale clean
 
 env: $(HOST_STAMP)
 
@@ -86,6 +86,11 @@ bench-edge: $(HOST_STAMP)
 # issue 12: the car default on small, imbalanced CIFAR-10 subsets and the synthetic set (resumable; hours on 2 cores)
 bench-small: $(HOST_STAMP)
 	@nice -n 10 $(BIN)/python -m bench.small_data $(ARGS)
+
+# issue 18: 50k/100k/200k synthetic 96x96 frames as a shard set: build, index-only ops, streamed epoch vs
+# in-memory, peak RSS, two workers (about an hour on 2 cores; ARGS="--frames 2000" for a try-out)
+bench-scale: $(HOST_STAMP)
+	@nice -n 15 $(BIN)/python -m bench.scale $(ARGS)
 
 # Replays of attacks and failures (tests/faults, issue 14): a table per class in bench/results/faults.md.
 bench-faults: $(HOST_STAMP)

@@ -479,15 +479,16 @@ class ShardSet:
             mine = sorted_wanted[lo:hi]
             skip, take = int(mine[0] - shard.first_index), int(mine[-1] - mine[0] + 1)
             records = tf.data.TFRecordDataset(str(shard.path), buffer_size=256 << 10).skip(skip).take(take)
-            ds = records.map(parse_record, num_parallel_calls=tf.data.AUTOTUNE).batch(256)
-            position = int(mine[0])
-            block: dict[int, np.ndarray] = {}
-            for images, _, numbers in ds.as_numpy_iterator():
+            position, needed = int(mine[0]), set(mine.tolist())
+            block: dict[int, np.ndarray] = {}  # only the records asked for
+            for serialized in records.batch(256):
+                images, numbers = (x.numpy() for x in _parse_batch()(serialized))
                 for image, number in zip(images, numbers.tolist(), strict=True):
                     if number != position:
                         raise UserError(f"shard {shard.path} holds record #{number} where #{position} belongs: "
                                         "rebuild the shard set")
-                    block[number] = image
+                    if number in needed:
+                        block[number] = image
                     position += 1
             for slot, number in zip(order[lo:hi].tolist(), mine.tolist(), strict=True):
                 out[slot] = block[number]
@@ -544,6 +545,26 @@ class ShardImages:
 
     def astype(self, dtype: Any) -> np.ndarray:
         return np.asarray(self, dtype)
+
+
+_PARSE_BATCH: list[Any] = []
+
+
+def _parse_batch() -> Any:
+    """One tf.function (traced once per process) decoding a batch of serialized records -> (images,
+    record numbers): reading many small ranges must not trace a new function each time."""
+    if not _PARSE_BATCH:
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def parse(serialized: Any) -> tuple[Any, Any]:
+            features = tf.io.parse_example(serialized, {"image": tf.io.FixedLenFeature([], tf.string),
+                                                        "index": tf.io.FixedLenFeature([], tf.int64)})
+            images = tf.map_fn(decode, features["image"], fn_output_signature=tf.TensorSpec(None, tf.uint8))
+            return images, features["index"]
+
+        _PARSE_BATCH.append(parse)
+    return _PARSE_BATCH[0]
 
 
 def parse_record(serialized: Any) -> tuple[Any, Any, Any]:
