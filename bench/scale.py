@@ -139,6 +139,9 @@ def _index_ops(root: Path, split_out: Path) -> dict[str, Any]:
     start = time.perf_counter()
     _, counts = np.unique(shards.sha256, return_counts=True)
     times["exact_duplicates_sha256_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    ShardSet.open(root).verify()  # not index-only: what training does first (read every shard once)
+    times["verify_all_shards_s"] = time.perf_counter() - start
     return {**{k: round(v, 3) for k, v in times.items()}, "audit_pairs": int(report.total),
             "exact_duplicate_images": int((counts - 1).sum())}
 
@@ -185,13 +188,14 @@ def report(results: dict[str, Any], argv: list[str]) -> str:
     if sizes:
         lines += ["| frames | on disk (MB) | decoded / on disk (MB) | build (s, cumulative) | open+check index (s) | "
                   "split (s) | class weights (s) | audit from dHashes (s) | duplicates by SHA-256 (s) | "
-                  "streamed images/s | peak RSS (MB) |", "|---" * 11 + "|"]
+                  "check every shard's SHA-256 (s) | streamed images/s | peak RSS (MB) |", "|---" * 12 + "|"]
         for n, row in sorted(sizes.items(), key=lambda kv: int(kv[0])):
             ops, run = row.get("index_ops", {}), row.get("stream", {})
             lines.append(f"| {int(n):,} | {row['disk_mb']:.0f} | {row['decoded_mb']:.0f} / {row['disk_mb']:.0f} | "
                          f"{row['build_s']:.0f} | {ops.get('open_and_check_index_s', '-')} | {ops.get('split_s', '-')} | "
                          f"{ops.get('class_weights_s', '-')} | {ops.get('audit_stored_dhash_s', '-')} | "
-                         f"{ops.get('exact_duplicates_sha256_s', '-')} | {run.get('images_per_s', '-')} | "
+                         f"{ops.get('exact_duplicates_sha256_s', '-')} | {ops.get('verify_all_shards_s', '-')} | "
+                         f"{run.get('images_per_s', '-')} | "
                          f"{run.get('peak_rss_mb', '-')} |")
         lines.append("")
     memory = results.get("in_memory")
