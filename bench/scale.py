@@ -148,13 +148,10 @@ def _index_ops(root: Path, split_out: Path) -> dict[str, Any]:
 
 def _npz_of(root: Path, out: Path) -> float:
     """The shard set's decoded images as an in-memory .npz (what streaming decodes); seconds."""
-    from train.data.dataset import Dataset
     from train.data.shards import ShardSet
 
     start = time.perf_counter()
-    shards = ShardSet.open(root)
-    Dataset(shards.read(list(range(len(shards)))), shards.labels, shards.class_names, shards.groups,
-            shards.sources, shards.subsets, "scale").save(out)
+    ShardSet.open(root).load().save(out)
     return time.perf_counter() - start
 
 

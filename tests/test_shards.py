@@ -139,6 +139,10 @@ def test_the_commands_build_split_and_audit_a_shard_set_from_its_index(tmp_path)
     out = run_edgekit("dataset", "build", "--source", "synthetic:n=40,size=8x8,frames=4", "--out",
                       str(tmp_path / "s.shards"), "--records-per-shard", "16", check=True)
     assert "shard set of 3 shards" in out.stdout
+    run_edgekit("dataset", "build", "--source", str(tmp_path / "s.shards"), "--out", str(tmp_path / "back.npz"),
+                check=True)  # and back into memory
+    assert np.array_equal(Dataset.load(tmp_path / "back.npz").images, ShardSet.open(tmp_path / "s.shards").read(
+        np.arange(40)))
     (tmp_path / "s.shards" / "shard-00000.tfrecord").write_bytes(b"gone")  # index-only commands never read it
     split = run_edgekit("split", str(tmp_path / "s.shards"), "--out", str(tmp_path / "split.json"), check=True)
     assert "class weights (train)" in split.stdout
@@ -195,3 +199,12 @@ def load_split_file(path):
     from train.splits import load_split
 
     return load_split(path)
+
+
+def test_loading_a_whole_shard_set_is_refused_above_the_memory_limit(shard_set, small, monkeypatch):
+    back = shard_set.load()
+    assert np.array_equal(back.images, small.images) and np.array_equal(back.groups, small.groups)
+    monkeypatch.setattr("train.data.shards.MAX_IN_MEMORY_BYTES", len(small) * 12 * 16 * 3 - 1)
+    with pytest.raises(UserError, match="use a command that streams"):
+        shard_set.load()
+    assert shard_set.images[np.arange(10)][2:5].shape == (3, 12, 16, 3)  # batches still read

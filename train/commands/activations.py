@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         indices = np.flatnonzero(np.asarray(dataset.subsets) == "test")
     else:
         indices = np.arange(len(dataset.labels))
-    images = dataset.images[indices[: max(1, args.count)]]
+    images = np.asarray(dataset.images[indices[: max(1, args.count)]])  # a shard set reads just these
     layers = args.layers or default_layers(model)
     for written in activation_grids(model, images, layers, Path(args.out)):
         print(written)

@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"saved {args.out} (index sha256 {file_sha256(args.out / INDEX_NAME)[:16]}...)")
         else:
             dataset = load_from_args(args.source, args, report)
+            if not hasattr(dataset, "save"):  # a shard set, into memory (refused when too large)
+                dataset = dataset.load()
             path = dataset.save(args.out)
             print(dataset.summary())
             print(f"saved {path} (sha256 {file_sha256(path)[:16]}...)")

@@ -418,6 +418,13 @@ class ShardSet:
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=len(self.class_names))
 
+    def load(self) -> Any:
+        """The whole set as an in-memory train.data.Dataset (refused above MAX_IN_MEMORY_BYTES decoded)."""
+        from train.data.dataset import Dataset
+
+        return Dataset(np.asarray(self.images), self.labels, list(self.class_names), self.groups, self.sources,
+                       self.subsets, self.name, dict(self.info))
+
     def nbytes_decoded(self) -> int:
         h, w = self.image_size
         return len(self) * h * w * 3
