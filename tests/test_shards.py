@@ -135,6 +135,7 @@ def test_a_folder_of_jpegs_is_sharded_keeping_the_bytes(tmp_path):
     assert np.array_equal(shards.read(np.arange(14)), memory.images[order])  # TF decodes JPEG as OpenCV does
 
 
+@pytest.mark.slow
 def test_the_commands_build_split_and_audit_a_shard_set_from_its_index(tmp_path):
     out = run_edgekit("dataset", "build", "--source", "synthetic:n=40,size=8x8,frames=4", "--out",
                       str(tmp_path / "s.shards"), "--records-per-shard", "16", check=True)
@@ -152,6 +153,7 @@ def test_the_commands_build_split_and_audit_a_shard_set_from_its_index(tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "is a shard set already" in bad.stderr
 
 
+@pytest.mark.slow
 def test_ingest_appends_field_samples_as_new_shards_and_refuses_leaks(tmp_path):
     from edge.samplelog.imagefile import encode_image
     from edge.samplelog.store import SampleStore

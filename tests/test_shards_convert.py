@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from convert.data import SplitImages
 from convert.pipeline import ConvertOptions, convert
@@ -14,6 +15,7 @@ from train.data.dataset import Dataset
 from train.data.shards import ShardSet, write_dataset
 
 
+@pytest.mark.slow
 def test_convert_reads_a_shard_set_like_the_npz(tiny, bundles, tmp_path, monkeypatch):
     write_dataset(Dataset.load(tiny["data"]), tmp_path / "data.shards", records_per_shard=50)
     reads: list[int] = []

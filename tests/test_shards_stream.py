@@ -76,6 +76,7 @@ def test_two_workers_each_read_only_their_share(tmp_path, monkeypatch, per_shard
         assert not files[0] & files[1] and len(files[0]) == len(files[1]) == 3
 
 
+@pytest.mark.slow
 def test_training_on_a_changed_shard_stops_with_one_line(tmp_path):
     shards = write_dataset(_distinct(40, 8), tmp_path / "s.shards", records_per_shard=16)
     victim = shards.shards[1].path
