@@ -1,6 +1,6 @@
 """`make bench-scale`: a synthetic driving set beyond memory as a shard set, streamed (issue 18.5).
 
-    python -m bench.scale                        # 50k, 100k, 200k frames at 96x96 (an hour on 2 cores)
+    python -m bench.scale                        # 50k, 100k, 200k frames at 96x96 (~30 min on 2 busy cores)
     python -m bench.scale --frames 2000          # the same steps at 500, 1000, 2000 frames (a try-out)
 
 One shard set grows through the sizes (frames from edge.synthetic in blocks, block b with
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=10_000, help="frames generated per block (seed = block number)")
     parser.add_argument("--no-workers", action="store_true", help="skip the two-worker run")
     parser.add_argument("--model", default="baseline", help="preset trained (default baseline, the chapter's CNN)")
-    parser.add_argument("--train-images", type=int, default=20_000,
+    parser.add_argument("--train-images", type=int, default=10_000,
                         help="images of the training split in the timed epoch (a seeded random subset; the stream "
                              "still reads every shard and drops the rest by record number); 0: the whole split")
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.md")

@@ -486,17 +486,19 @@ class ShardSet:
             mine = sorted_wanted[lo:hi]
             skip, take = int(mine[0] - shard.first_index), int(mine[-1] - mine[0] + 1)
             records = tf.data.TFRecordDataset(str(shard.path), buffer_size=256 << 10).skip(skip).take(take)
-            position, needed = int(mine[0]), set(mine.tolist())
+            position = int(mine[0])
             block: dict[int, np.ndarray] = {}  # only the records asked for
             for serialized in records.batch(256):
-                images, numbers = (x.numpy() for x in _parse_batch()(serialized))
-                for image, number in zip(images, numbers.tolist(), strict=True):
-                    if number != position:
-                        raise UserError(f"shard {shard.path} holds record #{number} where #{position} belongs: "
-                                        "rebuild the shard set")
-                    if number in needed:
-                        block[number] = image
-                    position += 1
+                data, numbers = (x.numpy() for x in _parse_batch()(serialized))
+                expected = np.arange(position, position + len(numbers))
+                if not np.array_equal(numbers, expected):
+                    bad = int(numbers[np.argmax(numbers != expected)])
+                    raise UserError(f"shard {shard.path} holds record #{bad} out of place: rebuild the shard set")
+                position += len(numbers)
+                keep = np.flatnonzero(np.isin(numbers, mine))  # decode only the records asked for
+                if len(keep):
+                    decoded = _decode_batch()(tf.constant(data[keep])).numpy()
+                    block.update(zip(numbers[keep].tolist(), decoded, strict=True))
             for slot, number in zip(order[lo:hi].tolist(), mine.tolist(), strict=True):
                 out[slot] = block[number]
         return out
@@ -554,24 +556,36 @@ class ShardImages:
         return np.asarray(self, dtype)
 
 
-_PARSE_BATCH: list[Any] = []
+_TF_FUNCTIONS: dict[str, Any] = {}
 
 
 def _parse_batch() -> Any:
-    """One tf.function (traced once per process) decoding a batch of serialized records -> (images,
-    record numbers): reading many small ranges must not trace a new function each time."""
-    if not _PARSE_BATCH:
+    """A tf.function (traced once per process): a batch of serialized records -> (image bytes, record
+    numbers). Reading many small ranges must not trace a new function each time."""
+    if "parse" not in _TF_FUNCTIONS:
         import tensorflow as tf
 
         @tf.function(reduce_retracing=True)
         def parse(serialized: Any) -> tuple[Any, Any]:
             features = tf.io.parse_example(serialized, {"image": tf.io.FixedLenFeature([], tf.string),
                                                         "index": tf.io.FixedLenFeature([], tf.int64)})
-            images = tf.map_fn(decode, features["image"], fn_output_signature=tf.TensorSpec(None, tf.uint8))
-            return images, features["index"]
+            return features["image"], features["index"]
 
-        _PARSE_BATCH.append(parse)
-    return _PARSE_BATCH[0]
+        _TF_FUNCTIONS["parse"] = parse
+    return _TF_FUNCTIONS["parse"]
+
+
+def _decode_batch() -> Any:
+    """A tf.function (traced once per process): encoded images -> uint8 (n, H, W, 3)."""
+    if "decode" not in _TF_FUNCTIONS:
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def decode_all(data: Any) -> Any:
+            return tf.map_fn(decode, data, fn_output_signature=tf.TensorSpec(None, tf.uint8))
+
+        _TF_FUNCTIONS["decode"] = decode_all
+    return _TF_FUNCTIONS["decode"]
 
 
 def parse_record(serialized: Any) -> tuple[Any, Any, Any]:
