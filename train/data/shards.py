@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 
 from edge.digest import file_sha256, is_sha256_hex
+from edge.durable import fsync_dir
 from edge.errors import UserError
 
 INDEX_NAME = "index.sqlite"
@@ -166,13 +167,13 @@ class _Pending:
 
 def append_records(root: str | Path, records: Iterable[Record], *, class_names: list[str] | None = None,
                    image_size: tuple[int, int] | None = None, name: str = "", info: dict[str, Any] | None = None,
-                   records_per_shard: int = RECORDS_PER_SHARD, progress: Any = None) -> int:
+                   records_per_shard: int = RECORDS_PER_SHARD) -> int:
     """Write `records` as new shards of the set at `root` (created when missing); returns records added.
 
     Old shard files are never opened for writing. Each shard is written under a temporary
     name, fsynced and renamed; the index rows of all new shards go in one SQLite
     transaction at the end, so a crash leaves the old set as it was (plus stray files the
-    next append replaces).
+    next append replaces). The new rows wait in memory until then (~300 bytes a record).
     """
     import tensorflow as tf
 
@@ -196,7 +197,7 @@ def append_records(root: str | Path, records: Iterable[Record], *, class_names: 
     next_index = len(existing) if existing else 0
     next_shard = (max(existing.shard_ids) + 1) if existing and existing.shard_ids else 0
     pending: list[_Pending] = []
-    writer, rows, tmp, digest, counts = None, [], None, None, None
+    writer, rows, tmp, counts = None, [], None, None
 
     def close() -> None:
         nonlocal writer, next_shard
@@ -205,6 +206,7 @@ def append_records(root: str | Path, records: Iterable[Record], *, class_names: 
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         tmp.replace(final)
+        fsync_dir(root)
         first = rows[0][0]
         pending.append(_Pending((next_shard, final.name, file_sha256(final), final.stat().st_size, len(rows),
                                  first, json.dumps(counts.tolist())), [(*r[:1], next_shard, *r[1:]) for r in rows]))
@@ -226,8 +228,6 @@ def append_records(root: str | Path, records: Iterable[Record], *, class_names: 
             counts[record.label] += 1
             next_index += 1
             added += 1
-            if progress is not None:
-                progress.update(1)
             if len(rows) >= records_per_shard:
                 close()
         if writer is not None:
