@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import compileall
 import fcntl
 import hashlib
 import os
@@ -38,10 +39,13 @@ def car_root() -> Path:
     if problem and os.geteuid() != 0:
         skip_or_fail(problem)
     try:
-        return car_rootfs()
+        root = car_rootfs()
     except CarUnavailable as error:
         skip_or_fail(str(error))
-    raise AssertionError("unreachable")
+    # The working tree is bound read-only into the car: its .pyc files are made here, once.
+    compileall.compile_dir(REPO / "edge", quiet=2)
+    compileall.compile_dir(REPO / "tests" / "car", quiet=2)
+    return root
 
 
 def _edgekit(*args: str, timeout: float = 900) -> None:
@@ -60,8 +64,9 @@ def _bundle_key() -> str:
 @pytest.fixture(scope="session")
 def car_bundle(pytestconfig: pytest.Config) -> dict[str, Path]:
     """{"bundle": int8 bundle folder, "data": the synthetic dataset .npz} (cached; the first run trains)."""
-    cache = pytestconfig.cache.mkdir("car-bundle") if pytestconfig.cache else Path("/tmp/edgekit-car-bundle")
+    cache = pytestconfig.cache.mkdir("car-bundle") if getattr(pytestconfig, "cache", None) else Path("/tmp/edgekit-car-bundle")
     folder = Path(cache) / _bundle_key()
+    Path(cache).mkdir(parents=True, exist_ok=True)
     with open(Path(cache) / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (folder / "done").exists():
