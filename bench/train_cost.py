@@ -186,7 +186,7 @@ def plot_accuracy_vs_macs(points: list[dict[str, Any]], path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for group, marker in (("chapter (5 epochs, batch 32, Adam; mean of seeds)", "o"),
-                          ("car presets (their recipe; int8 where measured)", "s")):
+                          ("car presets (their recipe and time; int8 where measured)", "s")):
         rows = [p for p in points if p["group"] == group]
         ax.scatter([p["macs"] for p in rows], [p["accuracy"] for p in rows], marker=marker, label=group)
         for p in rows:
@@ -197,7 +197,7 @@ def plot_accuracy_vs_macs(points: list[dict[str, Any]], path: Path) -> Path:
     ax.set_xlabel("multiply-accumulates per frame (32x32x3)")
     ax.set_ylabel("CIFAR-10 test accuracy")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     ax.set_title("CIFAR-10 accuracy vs cost per frame (edgekit presets)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

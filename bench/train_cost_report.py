@@ -27,9 +27,12 @@ def cost_lines(cost: dict[str, Any], results: dict[str, list[dict[str, Any]]], c
         from bench.train_cost import plot_accuracy_vs_macs
 
         path = plot_accuracy_vs_macs(points, results_dir / PICTURE)
+        car_epochs = car.get("epochs") if car else "-"
+        budget_epochs = cost["budget_run"]["budget"]["epochs_run"] if cost.get("budget_run") else "-"
         lines += ["### Accuracy vs MACs", "", f"![accuracy vs MACs]({PICTURE}) (`{shown(path)}`): chapter presets "
-                  "(5 epochs, their mean best test accuracy over seeds), car-small (its recipe, final float "
-                  "model), car-resnet8 (the budget run's int8 model). MACs by `edgekit presets`.", ""]
+                  f"(5 epochs, their mean best test accuracy over seeds), car-small (its recipe, {car_epochs} epochs, "
+                  f"final float model), car-resnet8 (the budget run's int8 model, {budget_epochs} epochs). The "
+                  "training time differs between points: compare costs across, not accuracies. MACs by `edgekit presets`.", ""]
     return lines
 
 
@@ -105,7 +108,7 @@ def _points(cost: dict[str, Any], results: dict[str, list[dict[str, Any]]], car:
 
     points = []
     chapter = "chapter (5 epochs, batch 32, Adam; mean of seeds)"
-    ours = "car presets (their recipe; int8 where measured)"
+    ours = "car presets (their recipe and time; int8 where measured)"
     for preset, summaries in results.items():
         values = [s["max_val_accuracy"] for s in summaries if s.get("max_val_accuracy") is not None]
         if values:
