@@ -42,9 +42,10 @@ demo: $(HOST_STAMP)
 	@$(BIN)/edgekit demo $(ARGS)
 
 # The emulated arm64 car (tests/car, and the SSH car inside it) is built in the background while the
-# rest runs (about 2 min for the userland, 3-6 for the README's two venvs under emulation), then its
-# tests run last. Not root: they skip with one line; CI=true: they fail instead of skipping.
+# rest runs (about 2 min for the userland, 3-6 for the README's two venvs under emulation), and so is
+# the bundle its tests use (tests/car/bundle.py); its tests run last. Not root: they skip with one line; CI=true: they fail instead of skipping.
 test: car-rootfs-start $(HOST_STAMP) $(DEVICE_STAMP)
+	@if [ "$$(id -u)" = 0 ]; then nohup $(BIN)/python -m tests.car.bundle > .car-bundle.log 2>&1 & fi
 	@-$(MAKE) --no-print-directory pi-env || echo "warning: could not build $(PI_VENV); runtime-compatibility tests will skip"
 	@-$(MAKE) --no-print-directory browser
 	@-$(MAKE) --no-print-directory ssh-car

@@ -2,28 +2,19 @@
 
 - `car_root`: the built rootfs; skips with one line where this machine cannot emulate, and FAILS
   instead when CI=true (CI must run them).
-- `car_bundle`: a real int8 bundle (car-small, 32x32, trained briefly on the synthetic drive and
-  converted by `edgekit convert`), made once and cached in pytest's cache under a lock.
+- `car_bundle`: a real int8 bundle (tests/car/bundle.py), made once and cached in pytest's cache.
 """
 
 from __future__ import annotations
 
 import compileall
-import fcntl
-import hashlib
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.car.bundle import DEFAULT_CACHE, make_car_bundle
 from tests.car.rootfs import REPO, CarUnavailable, car_rootfs, emulation_problem
-
-BUNDLE_SOURCES = ("tests/car/conftest.py", "convert/pipeline.py", "convert/bundle_writer.py", "edge/bundle.py",
-                  "train/models/presets.py")
-SYNTHETIC = "synthetic:n=1600,size=32x32,seed=0"
 
 
 def skip_or_fail(reason: str) -> None:
@@ -48,34 +39,9 @@ def car_root() -> Path:
     return root
 
 
-def _edgekit(*args: str, timeout: float = 900) -> None:
-    done = subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=timeout)
-    assert done.returncode == 0, f"edgekit {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-
-
-def _bundle_key() -> str:
-    digest = hashlib.sha256()
-    for name in BUNDLE_SOURCES:
-        digest.update((REPO / name).read_bytes())
-    return digest.hexdigest()[:12]
-
-
 @pytest.fixture(scope="session")
 def car_bundle(pytestconfig: pytest.Config) -> dict[str, Path]:
-    """{"bundle": int8 bundle folder, "data": the synthetic dataset .npz} (cached; the first run trains)."""
-    cache = pytestconfig.cache.mkdir("car-bundle") if getattr(pytestconfig, "cache", None) else Path("/tmp/edgekit-car-bundle")
-    folder = Path(cache) / _bundle_key()
-    Path(cache).mkdir(parents=True, exist_ok=True)
-    with open(Path(cache) / "lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (folder / "done").exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            _edgekit("dataset", "build", "--source", SYNTHETIC, "--out", str(folder / "data.npz"))
-            _edgekit("train", str(folder / "data.npz"), "--model", "car-small", "--epochs", "3", "--quiet",
-                     "--out", str(folder / "run"))
-            _edgekit("convert", str(folder / "run"), "--mode", "int8", "--out", str(folder / "bundle"),
-                     "--data", str(folder / "data.npz"), "--latency-runs", "5", "--no-gate")
-            (folder / "done").touch()
-    return {"bundle": folder / "bundle", "data": folder / "data.npz"}
+    """{"bundle": int8 bundle folder, "data": the synthetic dataset .npz} (cached; `make test` makes it
+    in the background while the rest of the suite runs)."""
+    cache = pytestconfig.cache.mkdir("car-bundle") if getattr(pytestconfig, "cache", None) else None
+    return make_car_bundle(Path(cache) if cache else DEFAULT_CACHE)
