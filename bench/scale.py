@@ -11,7 +11,7 @@ dHashes, exact duplicates by stored SHA-256), and one training epoch of car-smal
 from the shards (images/s of the training phase, peak RSS of the process). At the smallest
 size the same epoch also runs on an in-memory .npz of the same (decoded) images, and on two
 multi-worker processes on localhost. Each training run is its own process, so its peak RSS
-(ru_maxrss) is its own. Results: bench/results/scale.md (+ .json), rewritten after each step.
+(VmHWM, not ru_maxrss: see _peak_rss_mb) is its own. Results: bench/results/scale.md (+ .json), rewritten after each step.
 """
 
 from __future__ import annotations
@@ -72,9 +72,18 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({
         "status": result.status, "train_images": train_images, "batches": marks.get("batches"),
         "train_s": round(seconds, 2), "steady_s": round(steady, 2), "startup_s": round(marks["begin"] - started, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": _peak_rss_mb(),
         "val_accuracy": result.summary.get("max_val_accuracy"), "load_average": round(os.getloadavg()[0], 2),
     }))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory since its exec (VmHWM). Not ru_maxrss: Linux carries the
+    forking parent's peak over into a child's ru_maxrss across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _train(data: Path, out: Path, split: Path, options: argparse.Namespace, strategy: str = "default",
@@ -180,7 +189,7 @@ def report(results: dict[str, Any], argv: list[str]) -> str:
                 if results["train_images"] else "the whole training split")
              + f". {results['machine']}, shared with other jobs (1-minute load average at each run in the JSON). "
              "images/s = the training phase of the epoch after its first batch (tracing); peak RSS = the training "
-             "process's ru_maxrss.", ""]
+             "process's VmHWM (peak resident memory since it started).", ""]
     sizes = results.get("sizes", {})
     if sizes:
         lines += ["| frames | on disk (MB) | decoded / on disk (MB) | build (s, cumulative) | open+check index (s) | "
