@@ -100,7 +100,7 @@ bench-small: $(HOST_STAMP)
 	@nice -n 10 $(BIN)/python -m bench.small_data $(ARGS)
 
 # issue 18: 50k/100k/200k synthetic 96x96 frames as a shard set: build, index-only ops, streamed epoch vs
-# in-memory, peak RSS, two workers (about 30 min on 2 busy cores; ARGS="--frames 2000" for a try-out)
+# in-memory, peak RSS, two workers (21 min on 2 busy cores; ARGS="--frames 2000" for a try-out)
 bench-scale: $(HOST_STAMP)
 	@nice -n 15 $(BIN)/python -m bench.scale $(ARGS)
 

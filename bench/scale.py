@@ -1,6 +1,6 @@
 """`make bench-scale`: a synthetic driving set beyond memory as a shard set, streamed (issue 18.5).
 
-    python -m bench.scale                        # 50k, 100k, 200k frames at 96x96 (~30 min on 2 busy cores)
+    python -m bench.scale                        # 50k, 100k, 200k frames at 96x96 (21 min on 2 busy cores)
     python -m bench.scale --frames 2000          # the same steps at 500, 1000, 2000 frames (a try-out)
 
 One shard set grows through the sizes (frames from edge.synthetic in blocks, block b with
