@@ -31,6 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest dHash Hamming distance that counts as a near-copy (default 4, as audit)")
 
 
+def _report_leaks(checked, examples_from) -> None:
+    """Print the leak check; refuse (nothing written) unless the leaking new samples were dropped."""
+    from edge.errors import UserError
+
+    print(checked.leaks.summary())
+    if checked.leaks.leaks:
+        print("\n".join(checked.leaks.examples(examples_from)))
+        if not checked.dropped:
+            raise UserError(f"{len(checked.leaks.leaking)} new samples are near-copies of images in another "
+                            "split (a leak between train and the held-out sets): nothing was written; drop "
+                            "them with --drop-leaks, or discard them in the labels (`edgekit label serve`)")
+        print(f"dropped {checked.dropped} leaking new samples (--drop-leaks)")
+
+
 def _spec_and_classes(args: argparse.Namespace):
     from edge.bundle import open_bundle
     from train.registry import Registry
@@ -70,14 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.split or args.split_out:
         previous = load_split(args.split) if args.split and args.split.exists() else None
         checked = split_checked(dataset, first_new, previous, args.fresh_test, args.drop_leaks, args.leak_threshold)
-        print(checked.leaks.summary())
-        if checked.leaks.leaks:
-            print("\n".join(checked.leaks.examples(dataset)))
-            if not checked.dropped:
-                raise UserError(f"{len(checked.leaks.leaking)} new samples are near-copies of images in another "
-                                "split (a leak between train and the held-out sets): nothing was written; drop "
-                                "them with --drop-leaks, or discard them in the labels (`edgekit label serve`)")
-            print(f"dropped {checked.dropped} leaking new samples (--drop-leaks)")
+        _report_leaks(checked, dataset)
         dataset, total_added = checked.dataset, total_added - checked.dropped
     elif total_added:
         print("leak check skipped: give --split (or --split-out) to check new samples against the splits")
@@ -128,14 +135,7 @@ def _into_shards(args: argparse.Namespace, spec) -> int:
     if args.split or args.split_out:
         previous = load_split(args.split) if args.split and args.split.exists() else None
         checked = split_checked_shards(shards, new, previous, args.fresh_test, args.drop_leaks, args.leak_threshold)
-        print(checked.leaks.summary())
-        if checked.leaks.leaks:
-            print("\n".join(checked.leaks.examples(checked.leak_columns)))
-            if not checked.dropped:
-                raise UserError(f"{len(checked.leaks.leaking)} new samples are near-copies of images in another "
-                                "split (a leak between train and the held-out sets): nothing was written; drop "
-                                "them with --drop-leaks, or discard them in the labels (`edgekit label serve`)")
-            print(f"dropped {checked.dropped} leaking new samples (--drop-leaks)")
+        _report_leaks(checked, checked.leak_columns)
         new = checked.dataset
     else:
         print("leak check skipped: give --split (or --split-out) to check new samples against the splits")
