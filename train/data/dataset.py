@@ -126,15 +126,21 @@ class Dataset:
 
     def summary(self) -> str:
         """A few lines: size, classes with counts, groups, subsets."""
-        h, w = self.image_size if len(self) else (0, 0)
-        counts = self.class_counts()
-        lines = [f"{self.name or 'dataset'}: {len(self)} images {h}x{w}, {len(self.class_names)} classes, "
-                 f"{len(np.unique(self.groups))} groups"]
-        lines.append("  " + ", ".join(f"{c}={k}" for c, k in zip(self.class_names, counts, strict=True)))
-        given = sorted({s for s in self.subsets.tolist() if s})
-        if given:
-            lines.append("  given subsets: " + ", ".join(f"{s}={int((self.subsets == s).sum())}" for s in given))
-        return "\n".join(lines)
+        return describe(self)
+
+
+def describe(data: Any, storage: str = "", size: tuple[int, int] | None = None) -> str:
+    """The summary of a Dataset or a ShardSet: size, classes with counts, groups, subsets
+    (`storage` is added to the first line; `size` when it is known without an image)."""
+    h, w = size or (data.image_size if len(data) else (0, 0))
+    counts = data.class_counts()
+    lines = [f"{data.name or 'dataset'}: {len(data)} images {h}x{w}, {len(data.class_names)} classes, "
+             f"{len(np.unique(data.groups))} groups{storage}"]
+    lines.append("  " + ", ".join(f"{c}={k}" for c, k in zip(data.class_names, counts, strict=True)))
+    given = sorted({s for s in data.subsets.tolist() if s})
+    if given:
+        lines.append("  given subsets: " + ", ".join(f"{s}={int((data.subsets == s).sum())}" for s in given))
+    return "\n".join(lines)
 
 
 def concat(datasets: list[Dataset], name: str = "") -> Dataset:

@@ -430,17 +430,11 @@ class ShardSet:
         return len(self) * h * w * 3
 
     def summary(self) -> str:
-        h, w = self.image_size
-        counts = self.class_counts()
+        from train.data.dataset import describe
+
         size = sum(s.bytes for s in self.shards)
-        lines = [f"{self.name or 'dataset'}: {len(self)} images {h}x{w}, {len(self.class_names)} classes, "
-                 f"{len(np.unique(self.groups))} groups; shard set of {len(self.shards)} shards, "
-                 f"{size / 1e6:.1f} MB on disk ({self.nbytes_decoded() / 1e6:.1f} MB decoded)"]
-        lines.append("  " + ", ".join(f"{c}={k}" for c, k in zip(self.class_names, counts, strict=True)))
-        given = sorted({s for s in self.subsets.tolist() if s})
-        if given:
-            lines.append("  given subsets: " + ", ".join(f"{s}={int((self.subsets == s).sum())}" for s in given))
-        return "\n".join(lines)
+        return describe(self, f"; shard set of {len(self.shards)} shards, {size / 1e6:.1f} MB on disk "
+                              f"({self.nbytes_decoded() / 1e6:.1f} MB decoded)", size=self.image_size)
 
     # --- trust -------------------------------------------------------------
 
