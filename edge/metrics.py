@@ -34,6 +34,11 @@ MIN_CLASS_IMAGES = 5  # the ship gate: a class with at least this many images at
 # with 4-6 val images found 15-28% of the time on test); 9 kept every caught collapse but one.
 COLLAPSE_CLASS_IMAGES = 9
 ONE_CLASS_SHARE = 0.9  # "one class predicted for most of val": at least this share of all predictions...
+# Several small classes never found: each too small to judge alone (0 of 3 is bad luck at any recall), but
+# together they may be too many images to be bad luck. The same 25% line as above: had the model found every
+# class at least a quarter of the time, would it miss this many images in never-found classes? (p < 5%)
+UNFOUND_RECALL = 0.25
+UNFOUND_P = 0.05
 
 
 @dataclass(frozen=True)
@@ -181,14 +186,41 @@ def above_majority(s: Scores, z: float = Z_ONE_SIDED_95) -> tuple[bool, float]:
     return low > s.majority_share, low
 
 
+def unfound_p_value(support: list[int], hits: list[int], recall: float = UNFOUND_RECALL) -> tuple[float, int]:
+    """(p, images): `images` = the images of every class found 0 times; p = the chance of at least that
+    many if each class were found with probability `recall` per image (classes independent). The sum
+    runs over whichever classes came out at 0, so picking them after the fact is accounted for.
+
+    Example:
+        >>> p, images = unfound_p_value([26, 19, 14, 10, 7, 5, 4, 3, 2, 1], [25, 9, 2, 1, 0, 0, 0, 0, 0, 0])
+        >>> images, round(p, 3)
+        (22, 0.02)
+    """
+    observed = sum(n for n, k in zip(support, hits, strict=True) if n and k == 0)
+    if not observed:
+        return 1.0, 0
+    total = sum(support)
+    dist = np.zeros(total + 1)
+    dist[0] = 1.0  # distribution of the never-found images, class by class
+    for n in (n for n in support if n):
+        zero = (1 - recall) ** n
+        shifted = np.zeros_like(dist)
+        shifted[n:] = dist[:total + 1 - n] * zero
+        dist = dist * (1 - zero) + shifted
+    return float(min(1.0, dist[observed:].sum())), observed
+
+
 def collapse_findings(s: Scores, min_class_images: int = COLLAPSE_CLASS_IMAGES,
-                      one_class_share: float = ONE_CLASS_SHARE) -> list[Finding]:
+                      one_class_share: float = ONE_CLASS_SHARE,
+                      unfound_recall: float | None = UNFOUND_RECALL) -> list[Finding]:
     """The signs of a collapsed model (empty for a healthy one).
 
     - accuracy not clearly above the majority share (its Wilson lower bound is not above it);
     - one class takes at least `one_class_share` of the predictions, and clearly more than its
       true share (halfway from its share to 100%);
-    - a class with at least `min_class_images` images at 0 recall.
+    - a class with at least `min_class_images` images at 0 recall;
+    - classes at 0 recall with too many images between them to be bad luck (`unfound_p_value` below
+      UNFOUND_P; None skips this rule).
     """
     findings = []
     if not s.images:
@@ -210,6 +242,15 @@ def collapse_findings(s: Scores, min_class_images: int = COLLAPSE_CLASS_IMAGES,
         findings.append(Finding("zero-recall", (
             f"never finds {', '.join(repr(d) for d in dead)} (0 recall; classes with >= {min_class_images} "
             "images are judged)")))
+    hits = np.diag(np.asarray(s.confusion)).tolist()
+    if unfound_recall is not None and not dead:
+        p, images = unfound_p_value(s.support, hits, unfound_recall)
+        if p < UNFOUND_P:
+            unfound = [name for name, k, n in zip(s.class_names, hits, s.support, strict=True) if n and k == 0]
+            findings.append(Finding("never-found-classes", (
+                f"never finds {', '.join(repr(u) for u in unfound)} (0 of {images} images between them; had it "
+                f"found every class {unfound_recall * 100:.0f}% of the time, that would happen with probability "
+                f"{p * 100:.1f}%)")))
     return findings
 
 

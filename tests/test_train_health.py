@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edge.metrics import absolute_failures, collapse_findings, drop_is_real, scores, wilson
+from edge.metrics import absolute_failures, collapse_findings, drop_is_real, scores, unfound_p_value, wilson
 from tests.conftest import CIFAR_ZIP, needs_cifar
 from tests.convert_helpers import CLASS_NAMES, SIZE, make_dataset
 from train.training.analysis import diagnose
@@ -64,6 +64,30 @@ def test_zero_recall_is_judged_only_when_the_class_has_enough_images(rare_images
     kinds = [f.kind for f in collapse_findings(scores(labels, predicted, ["a", "b", "c"]))]
     assert kinds == (["zero-recall"] if fires else [])
     assert wilson(0, rare_images)[1] < 0.25 if fires else wilson(0, rare_images)[1] >= 0.25
+
+
+def _rare_classes_unfound(found_per_class: list[int]) -> list[str]:
+    """A 1:20 ten-class val split (bench-small's c10-n300-1to20: 26 ... 1 images per class) where class i
+    is found found_per_class[i] times; the collapse check's findings."""
+    support = [26, 19, 14, 10, 7, 5, 4, 3, 2, 1]
+    labels = np.repeat(np.arange(10), support)
+    predicted = np.zeros_like(labels)  # misses go to class 0
+    for cls, (n, found) in enumerate(zip(support, found_per_class, strict=True)):
+        start = int(np.searchsorted(labels, cls))
+        predicted[start:start + found] = cls
+    return [f.kind for f in collapse_findings(scores(labels, predicted, [f"c{i}" for i in range(10)]))]
+
+
+def test_many_small_classes_never_found_fire_together_but_one_or_two_do_not():
+    """Each rare class is too small to judge alone (0 of 7 allows 25% recall); the six rarest never found
+    (0 of 22 images) would happen with probability 2% at 25% recall: caught. A model that misses only the
+    two rarest (0 of 3 images) is bad luck at any recall: silent."""
+    assert _rare_classes_unfound([25, 9, 2, 1, 0, 0, 0, 0, 0, 0]) == ["never-found-classes"]
+    assert _rare_classes_unfound([20, 10, 7, 5, 4, 3, 2, 1, 0, 0]) == []
+    p, images = unfound_p_value([26, 19, 14, 10, 7, 5, 4, 3, 2, 1], [25, 9, 2, 1, 0, 0, 0, 0, 0, 0])
+    assert images == 22 and p == pytest.approx(0.0197, abs=5e-4)
+    # by hand for one class: 0 of 9 at 25% recall is 0.75 ** 9, and nothing else reaches 9 images
+    assert unfound_p_value([9, 1], [0, 1])[0] == pytest.approx(0.75 ** 9)
 
 
 def test_diagnosis_never_calls_a_collapsed_model_a_good_fit():
