@@ -2,7 +2,8 @@
 
 - `car_root`: the built rootfs; skips with one line where this machine cannot emulate, and FAILS
   instead when CI=true (CI must run them).
-- `car_bundle`: a real int8 bundle (tests/car/bundle.py), made once and cached in pytest's cache.
+- `car_bundle`: a real int8 bundle of car-small (tests/car/bundle.py), made once and cached in
+  pytest's cache; `resnet8_bundle`: the same for car-resnet8.
 """
 
 from __future__ import annotations
@@ -43,5 +44,14 @@ def car_root() -> Path:
 def car_bundle(pytestconfig: pytest.Config) -> dict[str, Path]:
     """{"bundle": int8 bundle folder, "data": the synthetic dataset .npz} (cached; `make test` makes it
     in the background while the rest of the suite runs)."""
+    return make_car_bundle(_bundle_cache(pytestconfig))
+
+
+@pytest.fixture(scope="session")
+def resnet8_bundle(pytestconfig: pytest.Config) -> dict[str, Path]:
+    return make_car_bundle(_bundle_cache(pytestconfig), preset="car-resnet8")
+
+
+def _bundle_cache(pytestconfig: pytest.Config) -> Path:
     cache = pytestconfig.cache.mkdir("car-bundle") if getattr(pytestconfig, "cache", None) else None
-    return make_car_bundle(Path(cache) if cache else DEFAULT_CACHE)
+    return Path(cache) if cache else DEFAULT_CACHE
