@@ -8,7 +8,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edge.metrics import absolute_failures, collapse_findings, drop_is_real, scores, unfound_p_value, wilson
+from edge.metrics import (
+    absolute_failures,
+    collapse_findings,
+    drop_is_real,
+    scores,
+    unfound_p_value,
+    wilson,
+)
 from tests.conftest import CIFAR_ZIP, needs_cifar
 from tests.convert_helpers import CLASS_NAMES, SIZE, make_dataset
 from train.training.analysis import diagnose
@@ -72,7 +79,7 @@ def _rare_classes_unfound(found_per_class: list[int]) -> list[str]:
     support = [26, 19, 14, 10, 7, 5, 4, 3, 2, 1]
     labels = np.repeat(np.arange(10), support)
     predicted = np.zeros_like(labels)  # misses go to class 0
-    for cls, (n, found) in enumerate(zip(support, found_per_class, strict=True)):
+    for cls, found in enumerate(found_per_class):
         start = int(np.searchsorted(labels, cls))
         predicted[start:start + found] = cls
     return [f.kind for f in collapse_findings(scores(labels, predicted, [f"c{i}" for i in range(10)]))]
