@@ -242,8 +242,8 @@ def collapse_findings(s: Scores, min_class_images: int = COLLAPSE_CLASS_IMAGES,
         findings.append(Finding("zero-recall", (
             f"never finds {', '.join(repr(d) for d in dead)} (0 recall; classes with >= {min_class_images} "
             "images are judged)")))
-    hits = np.diag(np.asarray(s.confusion)).tolist()
     if unfound_recall is not None and not dead:
+        hits = np.diag(np.asarray(s.confusion)).tolist()
         p, images = unfound_p_value(s.support, hits, unfound_recall)
         if p < UNFOUND_P:
             unfound = [name for name, k, n in zip(s.class_names, hits, s.support, strict=True) if n and k == 0]

@@ -76,9 +76,8 @@ def test_car_resnet8_int8_loads_and_answers_on_the_car(car_root, resnet8_bundle,
     """Issue 17's model on the car's runtimes: tflite-runtime 2.14 (last release) must accept its int8 ops
     (CONV_2D, ADD, MEAN, FULLY_CONNECTED, SOFTMAX) and give the golden answers, as LiteRT does."""
     shutil.copytree(resnet8_bundle["bundle"], tmp_path / "bundle")
-    result = run_in_car(["edgekit", "bundle", "verify", "--json", "/data/bundle"], cpu=CPUS["pi4"],
-                        interpreter=interpreter, binds={tmp_path: "/data"}, timeout=600)
-    report = json.loads(_ok(result, "bundle verify (car-resnet8)"))
+    report = json.loads(_ok(_run(["edgekit", "bundle", "verify", "--json", "/data/bundle"], tmp_path, "pi4", interpreter),
+                            "bundle verify (car-resnet8)"))
     assert report["self_test"] == "ok" and report["golden_inputs"] >= 4
     assert report["interpreter"].startswith(MODULES[interpreter]) and report["interpreter"].endswith("on aarch64")
 
