@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 from tests.car.rootfs import REPO
+from train.models.presets import CAR_PRESETS
 
 SOURCES = ("tests/car/bundle.py", "convert/pipeline.py", "convert/bundle_writer.py", "edge/bundle.py",
            "train/models/presets.py")
 SYNTHETIC = "synthetic:n=1600,size=32x32,seed=0"
-CAR_PRESETS = ("car-small", "car-resnet8")  # train.models.presets.CAR_PRESETS, without importing Keras
 DEFAULT_CACHE = REPO / ".pytest_cache" / "d" / "car-bundle"  # where pytest's cache puts it
 
 
