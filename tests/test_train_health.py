@@ -123,6 +123,14 @@ def test_car_recipe_is_sized_from_the_data():
     assert (cifar["batch_size"], cifar["epochs"], cifar["learning_rate"], cifar["class_weights"]) == (128, 15, 0.003, False)
     assert cifar["augment"]["width_shift_range"] == [-4, -2, 0, 2, 4]
     assert auto_choices(2000, [1000, 1000], (96, 96))[0]["augment"]["width_shift_range"] == [-12, -6, 0, 6, 12]
+    tiny_rare, why = auto_choices(299, [88, 63, 45, 32, 23, 17, 12, 9, 6, 4], (32, 32))
+    assert tiny_rare["class_weights"] is True and "rarest class 4 images < 10" in why["class_weights"]
+    assert auto_choices(300, [100, 100, 100], (32, 32))[0]["class_weights"] is False
+    # which epoch is kept: the last when val is too small to rank epochs by loss (both sides of the line)
+    assert small["checkpoint"] == "best"  # validation size unknown
+    few, why = auto_choices(300, [30] * 10, (32, 32), n_val=90)
+    assert few["checkpoint"] == "last" and "90 validation images < 200" in why["checkpoint"]
+    assert auto_choices(1000, [100] * 10, (32, 32), n_val=200)[0]["checkpoint"] == "best"
 
 
 def _constant_model(path, answer: int = 0):
@@ -180,7 +188,7 @@ def test_retrain_inherits_the_parents_whole_recipe_and_each_option_overrides_one
     parent = {"model": "car-small", "image_size": [24, 24], "epochs": 40, "batch_size": 16, "optimizer": "adam",
               "learning_rate": 0.001, "lr_schedule": "onecycle", "weight_decay": 0.0, "label_smoothing": 0.1,
               "class_weights": "sqrt", "bn_momentum": 0.9, "patience": None, "restore_best": True,
-              "augment": {"horizontal_flip": True, "width_shift_range": [-3, 0, 3]}, "seed": 7, "dataset": "old.npz"}
+              "checkpoint": "last", "augment": {"horizontal_flip": True, "width_shift_range": [-3, 0, 3]}, "seed": 7, "dataset": "old.npz"}
     production = SimpleNamespace(version="v0003", lineage={"train_config": parent})
     found, where = parent_recipe(production)
     assert found == parent and "v0003" in where
@@ -188,11 +196,11 @@ def test_retrain_inherits_the_parents_whole_recipe_and_each_option_overrides_one
     fine = inherited_recipe(base, parent, fine_tune=True)
     assert fine == {"model": "car-small", "image_size": (24, 24), "epochs": 40, "batch_size": 16, "optimizer": "adam",
                     "learning_rate": 0.0003, "lr_schedule": "onecycle", "weight_decay": 0.0, "label_smoothing": 0.1,
-                    "class_weights": "sqrt", "bn_momentum": 0.9, "restore_best": True,
+                    "class_weights": "sqrt", "bn_momentum": 0.9, "restore_best": True, "checkpoint": "last",
                     "augment": {"horizontal_flip": True, "width_shift_range": [-3, 0, 3]}}
     assert inherited_recipe(base, parent, fine_tune=False)["learning_rate"] == 0.001  # from scratch: as it was
     for option, value in (("batch_size", 8), ("class_weights", False), ("label_smoothing", 0.0),
-                          ("augment", {}), ("learning_rate", 0.01), ("model", "baseline")):
+                          ("augment", {}), ("learning_rate", 0.01), ("model", "baseline"), ("checkpoint", "best")):
         changed = inherited_recipe(RetrainOptions(data="d.npz", split_file="s.json", **{option: value}), parent, True)
         assert changed[option] == value
         assert {k: v for k, v in changed.items() if k != option} == {k: v for k, v in fine.items() if k != option}
@@ -268,7 +276,8 @@ def test_train_with_no_options_picks_the_car_default_and_says_why(tmp_path):
     assert run["model_name"] == "car-small" and run["config"]["bn_momentum"] == 0.9
     recipe = run["recipe"]
     assert recipe["given"] == ["epochs"] and recipe["chosen"]["batch_size"] == 16
-    assert set(recipe["why"]) == {"batch_size", "learning_rate", "bn_momentum", "class_weights", "augment"}
+    assert set(recipe["why"]) == {"batch_size", "learning_rate", "bn_momentum", "class_weights", "augment", "checkpoint"}
+    assert run["config"]["checkpoint"] == "last"  # 32 validation images: too few to rank epochs
     assert "Per class on validation:" in result.stdout and "precision  recall" in result.stdout
     assert (out / "confusion.png").stat().st_size > 5000 and (out / "curves.png").is_file()
     summary = json.loads((out / "summary.json").read_text())

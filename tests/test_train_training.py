@@ -112,6 +112,24 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workdir):
     assert json.loads((result.out / "summary.json").read_text())["status"] == "nan"
 
 
+def test_checkpoint_keeps_the_lowest_val_loss_or_the_last_finite_epoch(tmp_path):
+    from train.training.callbacks import Checkpoint
+
+    class EpochWriter:  # stands in for the model: save() writes which epoch it was
+        epoch = -1
+
+        def save(self, path):
+            Path(path).write_text(str(self.epoch))
+
+    for keep, kept_epoch in (("best", "1"), ("last", "2")):
+        writer, checkpoint = EpochWriter(), Checkpoint(tmp_path / f"{keep}.keras", keep)
+        checkpoint.set_model(writer)
+        for epoch, val_loss in enumerate([1.0, 0.5, 0.8, float("nan")]):
+            writer.epoch = epoch
+            checkpoint.on_epoch_end(epoch, {"val_loss": val_loss})
+        assert (tmp_path / f"{keep}.keras").read_text() == kept_epoch, keep
+
+
 def test_ctrl_c_stops_cleanly_keeping_the_best_model(workdir):
     import keras
 

@@ -31,7 +31,7 @@ EVAL_SPLITS = ("val", "fresh_test")
 # same name (not None) overrides one of them. Fine-tuning scales the inherited learning rate.
 RECIPE_FIELDS = ("model", "image_size", "epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule",
                  "weight_decay", "label_smoothing", "class_weights", "bn_momentum", "augment", "patience",
-                 "restore_best")
+                 "restore_best", "checkpoint")
 FINE_TUNE_LR_SCALE = 0.3  # fine-tuning starts from trained weights: 0.3 x the parent's rate (1e-3 -> 3e-4)
 
 
@@ -60,6 +60,7 @@ class RetrainOptions:
     augment: dict[str, Any] | None = None  # AugmentConfig options, e.g. {"horizontal_flip": True}
     patience: int | None = None
     restore_best: bool | None = None
+    checkpoint: str | None = None
     seed: int = 1
     rules: GateRules = field(default_factory=GateRules)
     promote: bool = True

@@ -11,7 +11,8 @@ from edge.sizes import parse_size_hxw
 # option -> TrainConfig default when neither the user nor the preset's recipe sets it
 DEFAULTS: dict[str, Any] = {"epochs": 5, "batch_size": 32, "optimizer": "adam", "learning_rate": 1e-3,
                             "lr_schedule": "constant", "label_smoothing": 0.0, "weight_decay": 0.0,
-                            "augment": None, "class_weights": False, "bn_momentum": None}
+                            "augment": None, "class_weights": False, "bn_momentum": None,
+                            "checkpoint": "best"}
 
 
 def image_size_argument(text: str) -> tuple[int, int] | None:
@@ -45,6 +46,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                        help="train for this many minutes: epochs and the --lr-schedule are sized to the measured "
                             "epoch time, the best checkpoint is kept (run folder: budget.json)")
     group.add_argument("--patience", type=int, help="early stopping: epochs without val-loss improvement")
+    group.add_argument("--checkpoint", choices=["best", "last"],
+                       help="the epoch whose model the run keeps: lowest validation loss, or the last "
+                            "(default best; the car default picks last when validation has < 200 images)")
     group.add_argument("--no-restore-best", dest="restore_best", action="store_false",
                        help="with early stopping, keep the last weights in memory instead of the best")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")

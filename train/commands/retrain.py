@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recipe.add_argument("--label-smoothing", type=float)
     recipe.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=None)
     recipe.add_argument("--bn-momentum", type=float)
+    recipe.add_argument("--checkpoint", choices=["best", "last"], help="keep the lowest-val-loss epoch or the last")
     recipe.add_argument("--augment", help="augmentation options: JSON object or .json/.toml file; 'none' to disable")
     parser.add_argument("--max-drop", type=float, default=1.0,
                         help="gate: largest allowed overall accuracy drop vs production, points (a drop counts only "

@@ -59,10 +59,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         ],
         # the recipe `edgekit train` uses unless told otherwise; None: sized from the training split
         # by train.training.recipe (batch, epochs in steps, learning rate, BatchNorm momentum,
-        # class weights, augmentation); on CIFAR-10's 50,000 images that is batch 128, 15 epochs, lr 0.003
+        # class weights, augmentation, which epoch to keep); on CIFAR-10's 50,000 images that is batch 128, 15 epochs, lr 0.003
         "recipe": {"epochs": None, "batch_size": None, "optimizer": "adam", "learning_rate": None,
                    "lr_schedule": "onecycle", "label_smoothing": 0.1, "weight_decay": 0.0,
-                   "augment": None, "bn_momentum": None, "class_weights": None},
+                   "augment": None, "bn_momentum": None, "class_weights": None, "checkpoint": None},
     },
     "car-resnet8": {
         "description": "MLPerf Tiny's ResNet-8 shape (issue 17): conv 16, residual blocks 16/32/64, global pool",
@@ -75,7 +75,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         ],
         "recipe": {"epochs": None, "batch_size": None, "optimizer": "adam", "learning_rate": None,
                    "lr_schedule": "onecycle", "label_smoothing": 0.1, "weight_decay": 0.0,
-                   "augment": None, "bn_momentum": None, "class_weights": None},
+                   "augment": None, "bn_momentum": None, "class_weights": None, "checkpoint": None},
     },
 }
 

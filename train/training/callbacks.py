@@ -39,20 +39,28 @@ class EpochRecorder(keras.callbacks.Callback):
                 self.history.setdefault(key, []).append(float(value))
 
 
-class BestCheckpoint(keras.callbacks.Callback):
-    """Saves the model to `path` whenever val_loss improves; written beside and renamed, so a Ctrl-C
-    or a crash mid-save never leaves a broken model.keras."""
+class Checkpoint(keras.callbacks.Callback):
+    """Saves the model to `path` after every epoch (keep="last") or whenever val_loss improves
+    (keep="best"); written beside and renamed, so a Ctrl-C or a crash mid-save never leaves a broken
+    model.keras.
 
-    def __init__(self, path: Path) -> None:
+    Example:
+        >>> model.fit(train_ds, validation_data=val_ds, callbacks=[Checkpoint(Path("model.keras"), "last")])  # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, keep: str = "best") -> None:
         super().__init__()
         self.path = Path(path)
+        self.keep = keep
         self.best = math.inf
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         value = float((logs or {}).get("val_loss", math.nan))
-        if not value < self.best:  # also skips NaN
+        if self.keep == "best" and not value < self.best:  # also skips NaN
             return
-        self.best = value
+        if not math.isfinite(value) and self.keep == "last":
+            return  # never replace a good model with a diverged one
+        self.best = min(self.best, value)
         partial = self.path.with_name(".saving-" + self.path.name)
         try:
             self.model.save(partial)

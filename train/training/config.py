@@ -12,6 +12,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "onecycle")
 STRATEGIES = ("default", "mirrored", "multi-worker")
 VALIDATION_SOURCES = ("val", "test")
+CHECKPOINTS = ("best", "last")
 
 
 @dataclass
@@ -32,9 +33,10 @@ class TrainConfig:
         augment: AugmentConfig options (training split only).
         bn_momentum: momentum of every BatchNormalization layer (None: Keras' 0.99).
         class_weights: False, True (balanced: n / (k * count)) or "sqrt" (the square root of those).
-        Open fields (None) of batch_size, epochs, learning_rate, bn_momentum, class_weights and
-        augment are sized from the training split by train.training.recipe (the car default).
+        Open fields (None) of batch_size, epochs, learning_rate, bn_momentum, class_weights,
+        augment and checkpoint are sized from the training split by train.training.recipe (the car default).
         limit: use at most this many training and validation samples (quick tries, benchmarks).
+        checkpoint: which epoch's model the run keeps: "best" (lowest validation loss) or "last".
         time_budget: minutes for fit(): epochs and the learning-rate schedule are sized to the
             measured epoch time (train.training.time_budget); `epochs` is then only the first guess.
 
@@ -68,12 +70,15 @@ class TrainConfig:
     limit: int | None = None
     verbose: int = 1
     time_budget: float | None = None
+    checkpoint: str | None = "best"
 
     def __post_init__(self) -> None:
         if self.image_size is not None:
             self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
         checks = [(self.optimizer, OPTIMIZERS, "optimizer"), (self.lr_schedule, LR_SCHEDULES, "lr_schedule"),
                   (self.strategy, STRATEGIES, "strategy"), (self.validation, VALIDATION_SOURCES, "validation")]
+        if self.checkpoint is not None:
+            checks.append((self.checkpoint, CHECKPOINTS, "checkpoint"))
         for value, allowed, name in checks:
             if value not in allowed:
                 raise UserError(f"unknown {name} {value!r}: use one of {', '.join(allowed)}")

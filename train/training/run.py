@@ -215,7 +215,7 @@ def train(config: TrainConfig, dataset: Any = None, callbacks: list[Any] | None 
     out.mkdir(parents=True, exist_ok=True)
     config, recipe_record = resolve_recipe(config, len(indices["train"]),
                                            np.bincount(labels[indices["train"]], minlength=len(class_names)).tolist(),
-                                           tuple(images.shape[1:3]))
+                                           tuple(images.shape[1:3]), len(indices["val"]))
     if chief and config.verbose and recipe_record["chosen"]:
         print("recipe: " + "; ".join(f"{k} {v}" for k, v in recipe_record["chosen"].items() if k != "augment"))
     train_ds, val_ds, steps = _datasets(config, images, labels, indices, len(class_names))
@@ -306,10 +306,10 @@ def _fit(config: TrainConfig, strategy: Any, model: Any, train_ds: Any, val_ds: 
     """Run fit(); (recorder, status, message for the user, seconds). Ctrl-C and a NaN loss end it cleanly."""
     import keras
 
-    from train.training.callbacks import BestCheckpoint, EpochRecorder  # imports Keras
+    from train.training.callbacks import Checkpoint, EpochRecorder  # imports Keras
 
     recorder = EpochRecorder()
-    fit_callbacks = [recorder, BestCheckpoint(model_path)]
+    fit_callbacks = [recorder, Checkpoint(model_path, config.checkpoint or "best")]
     if config.patience:
         fit_callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=config.restore_best))

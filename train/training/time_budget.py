@@ -9,7 +9,7 @@ average, which says how much of the CPU the run had. The learning rate follows o
 over the first 30% of the planned steps, then cosine to ~0) or cosine over the *planned* steps, so
 it ends near zero on time even when the machine slows down or speeds up: each re-plan resizes the
 rest of the schedule. Training stops after the last planned epoch. The best checkpoint is the run's
-usual BestCheckpoint (train.training.callbacks).
+usual Checkpoint (train.training.callbacks).
 
 `plan` is what the budget allowed: it goes to the run folder (budget.json, and run.json "budget").
 """
