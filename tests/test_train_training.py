@@ -130,6 +130,12 @@ def test_checkpoint_keeps_the_lowest_val_loss_or_the_last_finite_epoch(tmp_path)
         assert (tmp_path / f"{keep}.keras").read_text() == kept_epoch, keep
 
 
+def test_a_last_checkpoint_run_keeps_and_reports_its_last_epoch(workdir):
+    result = train(config(workdir, "last", epochs=3, checkpoint="last"))
+    assert result.summary["checkpoint"] == "last" and result.summary["kept_epoch"] == 3
+    assert json.loads((result.out / "run.json").read_text())["config"]["checkpoint"] == "last"
+
+
 def test_ctrl_c_stops_cleanly_keeping_the_best_model(workdir):
     import keras
 

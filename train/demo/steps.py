@@ -51,7 +51,7 @@ def step_train(ctx: DemoContext) -> str:
     a.update(run_dir=run_dir)
     verdict = (summary.get("diagnosis") or {}).get("verdict", "")
     return (f"{s.model} preset, {summary['total_params']:,} params, {s.epochs} epoch(s) on daytime data: "
-            f"val accuracy {summary['max_val_accuracy'] * 100:.1f}% (best epoch {summary['best_epoch']}"
+            f"val accuracy {summary['max_val_accuracy'] * 100:.1f}% (kept epoch {summary['kept_epoch']}"
             f"{', ' + verdict if verdict else ''}) -> {rel(run_dir / 'curves.png')}")
 
 

@@ -110,8 +110,10 @@ def _save_figure(fig: Any, title: str, path: Path) -> Path:
     return path
 
 
-def plot_curves(history: dict[str, list[float]], path: Path, title: str = "", best_epoch: int | None = None) -> Path:
-    """Loss and accuracy, training against validation, like the chapter's Figures 5.5 and 5.6."""
+def plot_curves(history: dict[str, list[float]], path: Path, title: str = "", kept_epoch: int | None = None,
+                kept_why: str = "lowest val loss") -> Path:
+    """Loss and accuracy, training against validation, like the chapter's Figures 5.5 and 5.6; a dotted line
+    marks the epoch whose model the run kept."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,8 +126,8 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str = "", be
             values = history.get(prefix + key)
             if values:
                 ax.plot(range(1, len(values) + 1), values, style, markersize=3, label=f"{name} {label}")
-        if best_epoch:
-            ax.axvline(best_epoch, color="gray", linestyle=":", label=f"best epoch {best_epoch}")
+        if kept_epoch:
+            ax.axvline(kept_epoch, color="gray", linestyle=":", label=f"kept: epoch {kept_epoch} ({kept_why})")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)

@@ -346,6 +346,9 @@ def _summary(config: TrainConfig, model: Any, history: dict[str, list[float]], t
     summary["diagnosis"] = diagnose(history, num_classes)
     summary["status"] = status
     summary["steps"] = steps * len(history.get("loss", []))
+    finite = [i + 1 for i, v in enumerate(history.get("val_loss", [])) if math.isfinite(v)]
+    summary["checkpoint"] = config.checkpoint or "best"
+    summary["kept_epoch"] = (finite[-1] if finite else None) if config.checkpoint == "last" else summary.get("best_epoch")
     for key in ("val_loss", "val_accuracy"):
         if history.get(key):
             summary[f"final_{key}"] = history[key][-1]
@@ -383,7 +386,8 @@ def _write_run_folder(out: Path, config: TrainConfig, spec: ModelSpec, history: 
             writer.writerow([epoch + 1, *(history[k][epoch] if epoch < len(history[k]) else "" for k in keys)])
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if history.get("loss"):
-        plot_curves(history, out / "curves.png", best_epoch=summary.get("best_epoch"),
+        plot_curves(history, out / "curves.png", kept_epoch=summary.get("kept_epoch"),
+                    kept_why="last" if config.checkpoint == "last" else "lowest val loss",
                     title=f"{spec.name}: {summary['diagnosis']['verdict']}")
     if summary.get("val_scores"):
         plot_confusion(summary["val_scores"], out / "confusion.png",
