@@ -135,12 +135,13 @@ def _plain(out: Path, seed: int, data: Path, split: Path) -> dict[str, Any]:
 
 
 def _findings(scores: dict[str, Any], truth: bool = False) -> list[str]:
-    """The check's findings; truth=True: the bench's fixed truth rule (0 recall counts from 5 images, no
-    pooled rule), kept apart from the check under test so that changing the check cannot move the truth."""
+    """The check's findings; truth=True: the bench's fixed truth rule (0 recall counts from 5 images, however
+    often the class is answered; no pooled rule), kept apart from the check under test so that changing the check cannot move the truth."""
     from edge.metrics import MIN_CLASS_IMAGES, collapse_findings, scores_from_confusion
 
     s = scores_from_confusion(scores["confusion"], scores["class_names"])
-    found = collapse_findings(s, MIN_CLASS_IMAGES, unfound_recall=None) if truth else collapse_findings(s)
+    found = (collapse_findings(s, MIN_CLASS_IMAGES, unfound_recall=None, given_up_share=None) if truth
+             else collapse_findings(s))
     return [f.kind for f in found]
 
 
@@ -263,7 +264,7 @@ def write_results(done: dict[str, dict[str, Any]], seeds: list[int], started: fl
                      + f" | {stat(p_acc)} | {'-' if gap is None else f'{gap:+.1f}'} | {collapsed}/{len(default)} "
                      f"({fired}/{len(default)}) | "
                      + (f"{statistics.fmean(s['training_time_s'] for s in default):.0f}" if default else "-") + " |")
-    from edge.metrics import COLLAPSE_CLASS_IMAGES, UNFOUND_P, UNFOUND_RECALL
+    from edge.metrics import COLLAPSE_CLASS_IMAGES, GIVEN_UP_ANSWER_SHARE, UNFOUND_P, UNFOUND_RECALL
 
     lines += ["", "## The collapse check (every finished default and preset run)", "",
               "Truth: the test set (up to 2,000 images) shows a collapse: accuracy not clearly above the "
@@ -271,7 +272,8 @@ def write_results(done: dict[str, dict[str, Any]], seeds: list[int], started: fl
               ">= 5 images, or recall's 95% upper bound below 5%). The check: a class needs >= "
               f"{COLLAPSE_CLASS_IMAGES} val images before 0 recall counts alone; smaller classes at 0 recall count "
               f"together once their images are too many to be bad luck at {UNFOUND_RECALL * 100:.0f}% recall "
-              f"(p < {UNFOUND_P}, edge.metrics.unfound_p_value). 'val only' = what the validation split alone can tell: "
+              f"(p < {UNFOUND_P}, edge.metrics.unfound_p_value); either way a class at 0 recall counts only if it "
+              f"is also the answer for fewer than {GIVEN_UP_ANSWER_SHARE:g} x its images (the model gave up on it). 'val only' = what the validation split alone can tell: "
               "the check's real test. 'as run' = what a run with a test split reports (the check on val and on "
               "test); here the run's test split is the truth's own images, so 'as run' is not independent of the "
               "truth.", "",

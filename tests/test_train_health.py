@@ -73,6 +73,18 @@ def test_zero_recall_is_judged_only_when_the_class_has_enough_images(rare_images
     assert wilson(0, rare_images)[1] < 0.25 if fires else wilson(0, rare_images)[1] >= 0.25
 
 
+@pytest.mark.parametrize("answered, fires", [(0, True), (14, True), (15, False), (30, False)])
+def test_a_class_at_zero_recall_counts_only_if_the_model_gave_up_answering_it(answered, fires):
+    """30 'c' images, none found. If 'c' is still the answer for at least half as many images (15 of 30),
+    on the wrong ones, the model is weak, not collapsed; below that it has given up on 'c'."""
+    labels = np.array([0] * 60 + [1] * 60 + [2] * 30)
+    predicted = labels.copy()
+    predicted[120:] = 0  # no 'c' found
+    predicted[:answered] = 2  # 'c' answered for `answered` 'a' images
+    kinds = [f.kind for f in collapse_findings(scores(labels, predicted, ["a", "b", "c"]))]
+    assert kinds == (["zero-recall"] if fires else [])
+
+
 def _rare_classes_unfound(found_per_class: list[int]) -> list[str]:
     """A 1:20 ten-class val split (bench-small's c10-n300-1to20: 26 ... 1 images per class) where class i
     is found found_per_class[i] times; the collapse check's findings."""
