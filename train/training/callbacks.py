@@ -1,4 +1,4 @@
-"""The Keras callbacks every training run uses: epoch history with a NaN guard, and the best checkpoint.
+"""The Keras callbacks every training run uses: epoch history with a NaN guard, and the checkpoint (best or last epoch).
 
 Top-level classes, as Keras' own callbacks are (keras/src/callbacks/early_stopping.py), so they can
 be read, tested and reused apart from train.training.run.

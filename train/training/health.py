@@ -1,4 +1,4 @@
-"""After training: per-class scores of the best model on val (and test), the collapse check, and
+"""After training: per-class scores of the kept model on val (and test), the collapse check, and
 the training-mode vs inference-mode check, in plain words with the likely cause and the fix.
 
 A collapsed model (edge.metrics.collapse_findings: accuracy not clearly above the majority

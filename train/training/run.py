@@ -324,7 +324,8 @@ def _fit(config: TrainConfig, strategy: Any, model: Any, train_ds: Any, val_ds: 
     except KeyboardInterrupt:
         status = "interrupted"
         message = (f"stopped by Ctrl-C after {len(recorder.history.get('loss', []))} finished epoch(s); "
-                   + ("best model so far kept in " + str(model_path) if model_path.exists()
+                   + (f"{'last' if config.checkpoint == 'last' else 'best'} model so far kept in {model_path}"
+                      if model_path.exists()
                       else "no epoch finished, so no model was saved"))
     training_time = time.perf_counter() - start
     if recorder.nan_at:
@@ -341,7 +342,7 @@ def _fit(config: TrainConfig, strategy: Any, model: Any, train_ds: Any, val_ds: 
 
 def _summary(config: TrainConfig, model: Any, history: dict[str, list[float]], training_time: float, status: str,
              steps: int, num_classes: int) -> dict[str, Any]:
-    """The curves' figures and the diagnosis, before the best model is checked."""
+    """The curves' figures and the diagnosis, before the kept model is checked."""
     summary = summarize(history, training_time, model.count_params())
     summary["diagnosis"] = diagnose(history, num_classes)
     summary["status"] = status
@@ -357,7 +358,7 @@ def _summary(config: TrainConfig, model: Any, history: dict[str, list[float]], t
 
 def _best_model_checks(config: TrainConfig, model_path: Path, images: np.ndarray, labels: np.ndarray,
                        indices: dict[str, np.ndarray], class_names: list[str], summary: dict[str, Any]) -> dict[str, Any]:
-    """Per-class scores and the collapse check of the saved best model (train.training.health)."""
+    """Per-class scores and the collapse check of the saved (kept) model (train.training.health)."""
     import keras
 
     best = keras.models.load_model(model_path, safe_mode=True)
