@@ -45,6 +45,9 @@ UNFOUND_P = 0.05
 # found and cat answered 6 and 9 times, found 24-28% of the time on test; the collapsed runs' unfound
 # classes were answered 0-2 times in all but two cases, both in runs with other given-up classes).
 GIVEN_UP_ANSWER_SHARE = 0.5
+# ...unless the class has so many images that 0 found is conclusive alone (0 of 20 at 25% recall: p = 0.3%):
+# a model that answers 'ship' for 21 other images and never for any of 41 ships is broken for 'ship'.
+ZERO_RECALL_CONCLUSIVE = 20
 
 
 @dataclass(frozen=True)
@@ -225,8 +228,9 @@ def collapse_findings(s: Scores, min_class_images: int = COLLAPSE_CLASS_IMAGES,
     - accuracy not clearly above the majority share (its Wilson lower bound is not above it);
     - one class takes at least `one_class_share` of the predictions, and clearly more than its
       true share (halfway from its share to 100%);
-    - a given-up class with at least `min_class_images` images: 0 recall, and answered for fewer
-      than `given_up_share` x its images (None: every class at 0 recall counts);
+    - a given-up class with at least `min_class_images` images: 0 recall, and (below
+      ZERO_RECALL_CONCLUSIVE images) answered for fewer than `given_up_share` x its images
+      (None: every class at 0 recall counts);
     - given-up classes with too many images between them to be bad luck (`unfound_p_value` below
       UNFOUND_P; None skips this rule).
     """
@@ -244,7 +248,8 @@ def collapse_findings(s: Scores, min_class_images: int = COLLAPSE_CLASS_IMAGES,
         findings.append(Finding("one-class", (
             f"'{s.class_names[top]}' is the answer for {share * 100:.0f}% of the images "
             f"(it is {true_share * 100:.0f}% of them)")))
-    given_up = [bool(n) and r == 0 and (given_up_share is None or answered < given_up_share * n)
+    given_up = [bool(n) and r == 0 and (given_up_share is None or n >= ZERO_RECALL_CONCLUSIVE
+                                        or answered < given_up_share * n)
                 for r, n, answered in zip(s.recall, s.support, s.predicted, strict=True)]
     dead = [name for name, gone, n in zip(s.class_names, given_up, s.support, strict=True)
             if gone and n >= min_class_images]
