@@ -264,7 +264,8 @@ def write_results(done: dict[str, dict[str, Any]], seeds: list[int], started: fl
                      + f" | {stat(p_acc)} | {'-' if gap is None else f'{gap:+.1f}'} | {collapsed}/{len(default)} "
                      f"({fired}/{len(default)}) | "
                      + (f"{statistics.fmean(s['training_time_s'] for s in default):.0f}" if default else "-") + " |")
-    from edge.metrics import COLLAPSE_CLASS_IMAGES, GIVEN_UP_ANSWER_SHARE, UNFOUND_P, UNFOUND_RECALL
+    from edge.metrics import (COLLAPSE_CLASS_IMAGES, GIVEN_UP_ANSWER_SHARE, UNFOUND_P, UNFOUND_RECALL,
+                              ZERO_RECALL_CONCLUSIVE)
 
     lines += ["", "## The collapse check (every finished default and preset run)", "",
               "Truth: the test set (up to 2,000 images) shows a collapse: accuracy not clearly above the "
@@ -273,7 +274,8 @@ def write_results(done: dict[str, dict[str, Any]], seeds: list[int], started: fl
               f"{COLLAPSE_CLASS_IMAGES} val images before 0 recall counts alone; smaller classes at 0 recall count "
               f"together once their images are too many to be bad luck at {UNFOUND_RECALL * 100:.0f}% recall "
               f"(p < {UNFOUND_P}, edge.metrics.unfound_p_value); either way a class at 0 recall counts only if it "
-              f"is also the answer for fewer than {GIVEN_UP_ANSWER_SHARE:g} x its images (the model gave up on it). 'val only' = what the validation split alone can tell: "
+              f"is also the answer for fewer than {GIVEN_UP_ANSWER_SHARE:g} x its images (the model gave up on it), or has "
+              f">= {ZERO_RECALL_CONCLUSIVE} images. 'val only' = what the validation split alone can tell: "
               "the check's real test. 'as run' = what a run with a test split reports (the check on val and on "
               "test); here the run's test split is the truth's own images, so 'as run' is not independent of the "
               "truth.", "",
