@@ -264,8 +264,13 @@ def write_results(done: dict[str, dict[str, Any]], seeds: list[int], started: fl
                      + f" | {stat(p_acc)} | {'-' if gap is None else f'{gap:+.1f}'} | {collapsed}/{len(default)} "
                      f"({fired}/{len(default)}) | "
                      + (f"{statistics.fmean(s['training_time_s'] for s in default):.0f}" if default else "-") + " |")
-    from edge.metrics import (COLLAPSE_CLASS_IMAGES, GIVEN_UP_ANSWER_SHARE, UNFOUND_P, UNFOUND_RECALL,
-                              ZERO_RECALL_CONCLUSIVE)
+    from edge.metrics import (
+        COLLAPSE_CLASS_IMAGES,
+        GIVEN_UP_ANSWER_SHARE,
+        UNFOUND_P,
+        UNFOUND_RECALL,
+        ZERO_RECALL_CONCLUSIVE,
+    )
 
     lines += ["", "## The collapse check (every finished default and preset run)", "",
               "Truth: the test set (up to 2,000 images) shows a collapse: accuracy not clearly above the "
