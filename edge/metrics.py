@@ -219,6 +219,18 @@ def unfound_p_value(support: list[int], hits: list[int], recall: float = UNFOUND
     return float(min(1.0, dist[observed:].sum())), observed
 
 
+def given_up_classes(s: Scores, answer_share: float | None = GIVEN_UP_ANSWER_SHARE) -> list[bool]:
+    """Per class: has the model given up on it? 0 recall, and (below ZERO_RECALL_CONCLUSIVE images) the
+    answer for fewer than `answer_share` x its images (None: every class at 0 recall).
+
+    Example:
+        >>> given_up_classes(scores([0, 0, 1, 1, 2, 2], [0, 0, 2, 2, 0, 0], ["a", "b", "c"]))  # 'c' answered twice
+        [False, True, False]
+    """
+    return [bool(n) and r == 0 and (answer_share is None or n >= ZERO_RECALL_CONCLUSIVE or answered < answer_share * n)
+            for r, n, answered in zip(s.recall, s.support, s.predicted, strict=True)]
+
+
 def collapse_findings(s: Scores, min_class_images: int = COLLAPSE_CLASS_IMAGES,
                       one_class_share: float = ONE_CLASS_SHARE,
                       unfound_recall: float | None = UNFOUND_RECALL,
@@ -248,9 +260,7 @@ def collapse_findings(s: Scores, min_class_images: int = COLLAPSE_CLASS_IMAGES,
         findings.append(Finding("one-class", (
             f"'{s.class_names[top]}' is the answer for {share * 100:.0f}% of the images "
             f"(it is {true_share * 100:.0f}% of them)")))
-    given_up = [bool(n) and r == 0 and (given_up_share is None or n >= ZERO_RECALL_CONCLUSIVE
-                                        or answered < given_up_share * n)
-                for r, n, answered in zip(s.recall, s.support, s.predicted, strict=True)]
+    given_up = given_up_classes(s, given_up_share)
     dead = [name for name, gone, n in zip(s.class_names, given_up, s.support, strict=True)
             if gone and n >= min_class_images]
     if dead:
@@ -274,7 +284,7 @@ def absolute_failures(s: Scores, min_class_images: int = MIN_CLASS_IMAGES, z: fl
 
     Example:
         >>> absolute_failures(scores([0] * 8 + [1] * 2, [0] * 10, ["a", "b"]), min_class_images=2)[1]
-        "class 'b' has 0 recall on 2 images (limit: any class with >= 2 images must be found at least once)"
+        "class 'b' has 0 recall on 2 images and is the answer for 0 (limit: any class with >= 2 images must be found at least once, unless it has < 20 and is answered for half as many images)"
     """
     failures = []
     clear, low = above_majority(s, z)
@@ -282,10 +292,11 @@ def absolute_failures(s: Scores, min_class_images: int = MIN_CLASS_IMAGES, z: fl
         failures.append(f"accuracy {s.accuracy * 100:.2f}% on {s.images} images is no better than always answering "
                         f"'{s.majority_class}' ({s.majority_share * 100:.2f}%): its 95% lower bound "
                         f"{low * 100:.2f}% must be above that")
-    for name, r, n in zip(s.class_names, s.recall, s.support, strict=True):
-        if r == 0 and n >= min_class_images:
-            failures.append(f"class {name!r} has 0 recall on {n} images (limit: any class with >= "
-                            f"{min_class_images} images must be found at least once)")
+    for name, gone, n, answered in zip(s.class_names, given_up_classes(s), s.support, s.predicted, strict=True):
+        if gone and n >= min_class_images:
+            failures.append(f"class {name!r} has 0 recall on {n} images and is the answer for {answered} (limit: any "
+                            f"class with >= {min_class_images} images must be found at least once, unless it has < "
+                            f"{ZERO_RECALL_CONCLUSIVE} and is answered for half as many images)")
     return failures
 
 
@@ -294,5 +305,7 @@ def absolute_thresholds(s: Scores, min_class_images: int = MIN_CLASS_IMAGES, z: 
     return {"majority_class": s.majority_class, "majority_share": round(s.majority_share, 6),
             "accuracy_lower_bound": round(above_majority(s, z)[1], 6), "z": round(z, 4),
             "min_class_images": min_class_images,
+            "given_up_answer_share": GIVEN_UP_ANSWER_SHARE, "zero_recall_conclusive": ZERO_RECALL_CONCLUSIVE,
             "rule": "the accuracy's one-sided 95% Wilson lower bound must be above the majority share; "
-                    "no class with >= min_class_images images may have 0 recall"}
+                    "no class with >= min_class_images images may have 0 recall unless it has fewer than "
+                    "zero_recall_conclusive images and is the answer for at least given_up_answer_share x its images"}

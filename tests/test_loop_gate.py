@@ -112,6 +112,14 @@ def test_absolute_gate_refuses_a_majority_class_model_unless_forced():
     rare = _confusion_eval([[0, 3, 0, 0], [0, 70, 0, 0], [0, 1, 20, 0], [0, 1, 0, 20]])
     assert decide({"val": (rare, None)}, GateRules()).promote
     assert not decide({"val": (rare, None)}, GateRules(min_class_images=3)).promote
+    # a class never found but still answered for half as many images as it has (wrongly): a weak class, not a
+    # given-up one, so the gate lets it through below 20 images and refuses it from 20
+    weak = _confusion_eval([[40, 0, 0, 5], [0, 60, 0, 0], [0, 0, 20, 0], [0, 10, 0, 0]])
+    assert decide({"val": (weak, None)}, GateRules()).promote
+    gave_up = _confusion_eval([[45, 0, 0, 0], [0, 60, 0, 0], [0, 0, 20, 0], [0, 10, 0, 0]])
+    assert "0 recall on 10 images and is the answer for 0" in decide({"val": (gave_up, None)}, GateRules()).reasons[0]
+    weak_big = _confusion_eval([[30, 0, 0, 10], [0, 60, 0, 0], [0, 0, 20, 0], [0, 20, 0, 0]])
+    assert not decide({"val": (weak_big, None)}, GateRules()).promote
 
 
 def test_evaluate_bundle_uses_the_tflite_model(tmp_path):
