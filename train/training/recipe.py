@@ -17,7 +17,7 @@ Why each rule (docs/training.md, "The car default"):
   rarest class has fewer than `FEW_FOR_FULL_WEIGHTS` images (under square-root weights such a class
   carries so little of the loss that never answering it costs the model almost nothing: on the bench's
   300-image 10-class 1:20 row, with 4 and 6 images of its rarest classes, one of them was found 0
-  times in 1 of 3 seeds, and in none under full weights, at 1.6 points of accuracy);
+  times in 1 of 3 seeds, and in none under full weights, at 1.8 points of accuracy);
 - augmentation: horizontal flips and shifts of up to 1/8 of the image, in whole pixels;
 - checkpoint: the last epoch when the validation split has fewer than `MIN_VAL_TO_RANK` images
   (one-cycle ends at a learning rate near 0, so the last epoch is the settled model, while the
