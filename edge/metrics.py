@@ -43,7 +43,8 @@ UNFOUND_P = 0.05
 # this share of its own images: it has given up on the class. A weak model that answers 'cat' about as
 # often as cats occur, only on the wrong images, has not (bench-small: two such runs, 0 of 9 val cats
 # found and cat answered 6 and 9 times, found 24-28% of the time on test; the collapsed runs' unfound
-# classes were answered 0-2 times in all but two cases, both in runs with other given-up classes).
+# classes were answered for fewer than half their images in all but three cases, each in a run with other
+# given-up classes).
 GIVEN_UP_ANSWER_SHARE = 0.5
 # ...unless the class has so many images that 0 found is conclusive alone (0 of 20 at 25% recall: p = 0.3%):
 # a model that answers 'ship' for 21 other images and never for any of 41 ships is broken for 'ship'.
