@@ -47,13 +47,15 @@ demo: $(HOST_STAMP)
 # The emulated arm64 car (tests/car, and the SSH car inside it) is built in the background while the
 # rest runs (about 2 min for the userland, 3-6 for the README's two venvs under emulation), and so is
 # the bundle its tests use (tests/car/bundle.py); its tests run last. Not root: they skip with one line; CI=true: they fail instead of skipping.
-# The Pi-like venv (no editable install, so no shared build folder) is made alongside the host's.
+# The Pi-like venv (no editable install, so no shared build folder) is made alongside the host's, and
+# the apt packages of the browser and SSH-car tests are installed meanwhile (after car-rootfs-start's
+# own apt step, one apt at a time; waited for before the tests).
 test: car-rootfs-start
+	@nohup sh -c '$(MAKE) --no-print-directory browser; $(MAKE) --no-print-directory ssh-car' > .apt-tools.log 2>&1 & echo $$! > .apt-tools.pid
 	@$(MAKE) --no-print-directory -j2 $(HOST_STAMP) pi-env-or-warn
 	@$(MAKE) --no-print-directory $(DEVICE_STAMP)
 	@if [ "$$(id -u)" = 0 ]; then nohup $(BIN)/python -m tests.car.bundle > .car-bundle.log 2>&1 & fi
-	@-$(MAKE) --no-print-directory browser
-	@-$(MAKE) --no-print-directory ssh-car
+	@while kill -0 "$$(cat .apt-tools.pid)" 2>/dev/null; do sleep 1; done; grep -i "warning\|error" .apt-tools.log || true
 	@$(BIN)/ruff check edge train convert tests examples bench
 	@$(BIN)/pytest -n 2 --timeout 600 -q --durations=15 -m "not car"
 	@$(MAKE) --no-print-directory car-rootfs-for-tests
