@@ -269,8 +269,7 @@ def collapse_findings(s: Scores, min_class_images: int = COLLAPSE_CLASS_IMAGES,
             f"never finds {', '.join(repr(d) for d in dead)} (0 recall, and rarely the answer; classes with "
             f">= {min_class_images} images are judged)")))
     if unfound_recall is not None and not dead:
-        hits = [0 if gone else max(1, h) for gone, h in zip(given_up, np.diag(np.asarray(s.confusion)).tolist(), strict=True)]
-        p, images = unfound_p_value(s.support, hits, unfound_recall)
+        p, images = unfound_p_value(s.support, [int(not gone) for gone in given_up], unfound_recall)  # 0: unfound
         if p < UNFOUND_P:
             unfound = [name for name, gone in zip(s.class_names, given_up, strict=True) if gone]
             findings.append(Finding("never-found-classes", (

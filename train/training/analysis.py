@@ -15,8 +15,10 @@ def _finite(values: list[float]) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
-def summarize(history: dict[str, list[float]], training_time_s: float, total_params: int) -> dict[str, Any]:
-    """The chapter's five figures plus params and the best epoch (1-based, by val loss)."""
+def summarize(history: dict[str, list[float]], training_time_s: float, total_params: int,
+              checkpoint: str = "best") -> dict[str, Any]:
+    """The chapter's five figures plus params, the best epoch (1-based, by val loss) and the epoch the
+    run kept (`checkpoint`: "best", or "last": the last epoch with a finite val loss)."""
     def best(key: str, fn: Any) -> float | None:
         values = _finite(history.get(key, []))
         return float(fn(values)) if values else None
@@ -30,6 +32,9 @@ def summarize(history: dict[str, list[float]], training_time_s: float, total_par
         "total_params": int(total_params),
         "epochs_run": len(history.get("loss", [])),
         "best_epoch": (min(finite)[1] + 1) if finite else None,
+        "checkpoint": checkpoint,
+        "kept_epoch": (max(finite, key=lambda vi: vi[1]) if checkpoint == "last" else min(finite))[1] + 1
+        if finite else None,
     }
 
 

@@ -56,10 +56,8 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         value = float((logs or {}).get("val_loss", math.nan))
-        if self.keep == "best" and not value < self.best:  # also skips NaN
-            return
-        if not math.isfinite(value) and self.keep == "last":
-            return  # never replace a good model with a diverged one
+        if not math.isfinite(value) or (self.keep == "best" and value >= self.best):
+            return  # never replace a good model with a diverged one, nor (keep="best") with a worse one
         self.best = min(self.best, value)
         partial = self.path.with_name(".saving-" + self.path.name)
         try:

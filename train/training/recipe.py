@@ -66,13 +66,15 @@ def auto_choices(n_train: int, class_counts: list[int], image_size: tuple[int, i
     present = [c for c in class_counts if c > 0]
     ratio = max(present) / min(present) if present else 1.0
     rarest = min(present) if present else 0
-    weights: bool | str = False
-    if ratio >= IMBALANCE_FOR_WEIGHTS:
-        weights = True if rarest < FEW_FOR_FULL_WEIGHTS else "sqrt"
-    why["class_weights"] = (f"most common : rarest class = {ratio:.1f} : 1 " + (
-        f"< {IMBALANCE_FOR_WEIGHTS:g}: no weights" if not weights else
-        f">= {IMBALANCE_FOR_WEIGHTS:g}, rarest class {rarest} images < {FEW_FOR_FULL_WEIGHTS}: fully balanced weights"
-        if weights is True else f">= {IMBALANCE_FOR_WEIGHTS:g}: square-root-balanced weights"))
+    weights: bool | str
+    if ratio < IMBALANCE_FOR_WEIGHTS:
+        weights, reason = False, f"< {IMBALANCE_FOR_WEIGHTS:g}: no weights"
+    elif rarest < FEW_FOR_FULL_WEIGHTS:
+        weights, reason = True, (f">= {IMBALANCE_FOR_WEIGHTS:g}, rarest class {rarest} images < "
+                                 f"{FEW_FOR_FULL_WEIGHTS}: fully balanced weights")
+    else:
+        weights, reason = "sqrt", f">= {IMBALANCE_FOR_WEIGHTS:g}: square-root-balanced weights"
+    why["class_weights"] = f"most common : rarest class = {ratio:.1f} : 1 {reason}"
     shift = max(1, round(min(image_size) / 8))
     offsets = sorted({-shift, -max(1, shift // 2), 0, max(1, shift // 2), shift})
     augment = {"horizontal_flip": True, "width_shift_range": offsets, "height_shift_range": offsets}

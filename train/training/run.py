@@ -309,7 +309,7 @@ def _fit(config: TrainConfig, strategy: Any, model: Any, train_ds: Any, val_ds: 
     from train.training.callbacks import Checkpoint, EpochRecorder  # imports Keras
 
     recorder = EpochRecorder()
-    fit_callbacks = [recorder, Checkpoint(model_path, config.checkpoint or "best")]
+    fit_callbacks = [recorder, Checkpoint(model_path, config.checkpoint)]
     if config.patience:
         fit_callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=config.restore_best))
@@ -343,13 +343,10 @@ def _fit(config: TrainConfig, strategy: Any, model: Any, train_ds: Any, val_ds: 
 def _summary(config: TrainConfig, model: Any, history: dict[str, list[float]], training_time: float, status: str,
              steps: int, num_classes: int) -> dict[str, Any]:
     """The curves' figures and the diagnosis, before the kept model is checked."""
-    summary = summarize(history, training_time, model.count_params())
+    summary = summarize(history, training_time, model.count_params(), config.checkpoint)
     summary["diagnosis"] = diagnose(history, num_classes)
     summary["status"] = status
     summary["steps"] = steps * len(history.get("loss", []))
-    finite = [i + 1 for i, v in enumerate(history.get("val_loss", [])) if math.isfinite(v)]
-    summary["checkpoint"] = config.checkpoint or "best"
-    summary["kept_epoch"] = (finite[-1] if finite else None) if config.checkpoint == "last" else summary.get("best_epoch")
     for key in ("val_loss", "val_accuracy"):
         if history.get(key):
             summary[f"final_{key}"] = history[key][-1]
